@@ -1,0 +1,354 @@
+"""Build one frozen settings object from defaults, a TOML file and `STOCKGUARD_*` env.
+
+Precedence, lowest first: the defaults below (the contract's), the TOML file, the
+environment. Every field of a section is reachable from the environment as
+`STOCKGUARD_<SECTION>__<FIELD>` (for example `STOCKGUARD_RULES__CAP_COUNT=2`), top-level
+fields as `STOCKGUARD_<FIELD>`. librdkafka properties pass through unchanged from the
+`[kafka.properties]` table or from `STOCKGUARD_KAFKA_PROPERTY_<NAME>` where `_` in NAME
+stands for `.` (`STOCKGUARD_KAFKA_PROPERTY_SASL_MECHANISM=PLAIN`). The conventional
+`KAFKA_BOOTSTRAP_SERVERS` and `REDIS_URL` are honoured too.
+
+Durations are integers of milliseconds, or strings with a unit: `250ms`, `30s`, `5m`,
+`16h`, `7d`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "KafkaSettings",
+    "RedisSettings",
+    "RuleSettings",
+    "SecretStr",
+    "Settings",
+    "SettingsError",
+    "SurgeSettings",
+    "TopicSettings",
+    "load_settings",
+    "parse_duration",
+]
+
+_SECRET_WORDS = ("password", "secret", "token", "key.pem", "keystore", "credential")
+
+
+class SettingsError(ValueError):
+    """Raised for a setting that cannot be understood; never shows secret values."""
+
+
+class SecretStr:
+    """Hold a secret that never shows up in repr, str, logs or errors."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        """Return the secret itself, for the one place that needs it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "SecretStr('**********')" if self._value else "SecretStr('')"
+
+    def __str__(self) -> str:
+        return "**********" if self._value else ""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def is_secret_property(name: str) -> bool:
+    """Tell whether a librdkafka property name holds a secret."""
+    low = name.lower()
+    return any(word in low for word in _SECRET_WORDS)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
+_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_duration(value: object) -> int:
+    """Turn `16h`, `30s`, `250ms` or a number of milliseconds into milliseconds."""
+    if isinstance(value, bool):
+        raise SettingsError(f"expected a duration, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return int(float(m.group(1)) * _UNIT_MS[m.group(2)])
+    raise SettingsError(f"expected a duration like 5m, 16h or 7d, got {value!r}")
+
+
+def _duration(default: int) -> Any:
+    return field(default=default, metadata={"duration": True})
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSettings:
+    """Name every topic of the contract; the defaults are the contract's."""
+
+    clickstream: str = "shop.clickstream"
+    stock: str = "inventory.stock"
+    orders: str = "shop.orders"
+    products: str = "catalog.products"
+    triggers: str = "marketing.triggers"
+    campaigns: str = "marketing.campaigns"
+    approved: str = "marketing.triggers.approved"
+    suppressed: str = "marketing.triggers.suppressed"
+    retracted: str = "marketing.triggers.retracted"
+    surge_alerts: str = "ops.surge-alerts"
+    insights: str = "merch.insights"
+    dlq: str = "stockguard.dlq"
+
+    def inputs(self) -> tuple[str, ...]:
+        """Return the input topic names."""
+        return (self.clickstream, self.stock, self.orders, self.products, self.triggers, self.campaigns)
+
+    def outputs(self) -> tuple[str, ...]:
+        """Return the output topic names."""
+        return (self.approved, self.suppressed, self.retracted, self.surge_alerts, self.insights, self.dlq)
+
+
+_H = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    """Hold the thresholds of the contract's decision rules."""
+
+    dedup_window: int = _duration(24 * _H)
+    cap_count: int = 1
+    cap_window: int = _duration(16 * _H)
+    purchase_lookback: int = _duration(7 * 24 * _H)
+    sends_per_unit: int = 20
+    budget_window: int = _duration(24 * _H)
+    retract_window: int = _duration(4 * _H)
+    # Contract: a sku with no stock event yet is treated as available.
+    unknown_stock_available: bool = True
+    # Sales velocity for days-of-cover ranking of substitutes.
+    velocity_window: int = _duration(24 * _H)
+    # How late (event time) a stock delta may arrive after a newer level and still count.
+    stock_lateness: int = _duration(5 * 60_000)
+    # How long an order is remembered for cancellations and stock attribution.
+    order_ttl: int = _duration(7 * 24 * _H)
+
+
+@dataclass(frozen=True, slots=True)
+class SurgeSettings:
+    """Hold the thresholds of surge, stock-drain and insight rules."""
+
+    surge_window: int = _duration(5 * 60_000)
+    baseline_window: int = _duration(60 * 60_000)
+    min_baseline_units_per_min: float = 1.0
+    surge_ratio: float = 3.0
+    surge_min_units: int = 50
+    units_per_staff_hour: float = 60.0
+    drain_horizon: int = _duration(120 * 60_000)
+    drain_min_campaign_share: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """Connect to Kafka; `properties` pass through to librdkafka."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    properties: Mapping[str, str] = field(default_factory=dict)
+    partitions: int = 4
+    replication_factor: int = 1
+    retention: int = _duration(7 * 24 * _H)
+
+    def client_config(self) -> dict[str, str]:
+        """Return the librdkafka configuration, secrets included (never log it)."""
+        conf = {"bootstrap.servers": self.bootstrap_servers}
+        conf.update(self.properties)
+        return conf
+
+    def __repr__(self) -> str:
+        shown = {k: ("**********" if is_secret_property(k) else v) for k, v in self.properties.items()}
+        return (
+            f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, properties={shown!r}, "
+            f"partitions={self.partitions})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Connect to the Redis read model; the URL may carry a password, so it is secret."""
+
+    url: SecretStr = field(default_factory=lambda: SecretStr("redis://127.0.0.1:6379/0"))
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Configure one stockguard process."""
+
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    rules: RuleSettings = field(default_factory=RuleSettings)
+    surge: SurgeSettings = field(default_factory=SurgeSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    # Logical decision partitions: fixed, so decisions never depend on workers.
+    decision_partitions: int = 4
+    recovery_dir: str = ""
+    snapshot_interval: int = _duration(10_000)
+    epoch_interval: int = _duration(10_000)
+
+    def __post_init__(self) -> None:
+        if self.decision_partitions < 1:
+            raise SettingsError("decision_partitions must be >= 1")
+        if self.rules.cap_count < 0 or self.rules.sends_per_unit < 0:
+            raise SettingsError("cap_count and sends_per_unit must be >= 0")
+
+
+def _coerce(name: str, tp: Any, value: Any, is_duration: bool) -> Any:
+    if is_duration:
+        return parse_duration(value)
+    if tp is SecretStr or tp == "SecretStr":
+        return value if isinstance(value, SecretStr) else SecretStr(str(value))
+    if tp is bool or tp == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}: expected true or false")
+    if tp is int or tp == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: expected an integer") from None
+    if tp is float or tp == "float":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}: expected a number") from None
+    if tp is str or tp == "str":
+        return str(value)
+    return value
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        if key not in known:
+            raise SettingsError(f"unknown setting {path}{key}")
+        f = known[key]
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            if not isinstance(value, Mapping):
+                raise SettingsError(f"{path}{key}: expected a table")
+            kwargs[key] = _build(tp, value, f"{path}{key}.")
+        elif key == "properties":
+            kwargs[key] = types.MappingProxyType({str(k): str(v) for k, v in value.items()})
+        else:
+            kwargs[key] = _coerce(f"{path}{key}", tp, value, bool(f.metadata.get("duration")))
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(dict(out[k]), v)
+        else:
+            out[k] = v
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    sections = {"topics", "rules", "surge", "kafka", "redis"}
+    props: dict[str, str] = {}
+    for name, value in env.items():
+        if name.startswith("STOCKGUARD_KAFKA_PROPERTY_"):
+            props[name[len("STOCKGUARD_KAFKA_PROPERTY_") :].lower().replace("_", ".")] = value
+            continue
+        if not name.startswith("STOCKGUARD_"):
+            continue
+        rest = name[len("STOCKGUARD_") :].lower()
+        if "__" in rest:
+            section, key = rest.split("__", 1)
+            if section not in sections:
+                raise SettingsError(f"unknown settings section in {name}")
+            data.setdefault(section, {})[key] = value
+        elif rest in {"config"}:
+            continue
+        else:
+            data[rest] = value
+    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        data.setdefault("kafka", {}).setdefault("bootstrap_servers", env["KAFKA_BOOTSTRAP_SERVERS"])
+    if env.get("REDIS_URL"):
+        data.setdefault("redis", {}).setdefault("url", env["REDIS_URL"])
+    if props:
+        data.setdefault("kafka", {})["properties"] = props
+    return data
+
+
+def load_settings(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from defaults, the TOML file at `path`, env, then overrides."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    path = path or env.get("STOCKGUARD_CONFIG") or None
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from None
+    data = _merge(data, _from_env(env))
+    if overrides:
+        data = _merge(data, overrides)
+    settings: Settings = _build(Settings, data, "")
+    return settings
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """List (setting, value, env var) for every setting, secrets masked."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(obj: Any, prefix: str, env_prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.", f"STOCKGUARD_{f.name.upper()}__")
+                continue
+            if f.name == "properties":
+                shown = ", ".join(
+                    f"{k}={'**********' if is_secret_property(k) else v}" for k, v in sorted(value.items())
+                )
+                rows.append((f"{prefix}{f.name}", shown, "STOCKGUARD_KAFKA_PROPERTY_<NAME>"))
+                continue
+            text = str(value)
+            rows.append((f"{prefix}{f.name}", text, f"{env_prefix}{f.name.upper()}"))
+
+    walk(settings, "", "STOCKGUARD_")
+    return rows

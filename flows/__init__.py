@@ -1,0 +1,1 @@
+"""Dataflows and the small pure functions they are wired from."""

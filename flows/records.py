@@ -1,0 +1,45 @@
+"""The records that cross the edges of every flow: raw input, encoded output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = ["NOT_DECODED", "OutRecord", "RawRecord"]
+
+NOT_DECODED: Final[Any] = object()
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One input message as a source read it, before any parsing.
+
+    `value` holds the original bytes. A source that already decoded the JSON (the replay
+    file holds values as JSON) passes it as `decoded` to save a second parse; `error` is
+    set by a source that could not even frame the message (a bad replay line).
+    """
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int = 0
+    offset: int = -1
+    timestamp: int | None = None
+    decoded: Any = NOT_DECODED
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """One output message: topic, key and the encoded JSON value.
+
+    `label` is the decision (`send`, `retarget`), the suppression reason, or the DLQ
+    error's field, for counting in sinks and metrics without decoding the value again.
+    `event_ts` is the input event time that caused it, for latency measurements.
+    """
+
+    topic: str
+    key: str | None
+    value: bytes
+    label: str = ""
+    event_ts: int | None = None

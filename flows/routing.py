@@ -1,0 +1,121 @@
+"""Parse raw input, send bad input to the dead-letter topic, route events to partitions.
+
+Pure functions: no bytewax, Kafka or Redis. Triggers go to their customer's decision
+partition; stock, catalog and order events go to every partition (broadcast state), so
+each partition holds the product state its decisions need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from config.settings import Settings
+from flows.records import NOT_DECODED, OutRecord, RawRecord
+from state.decision import APPROVED, RETRACTED, SUPPRESSED, Emit, partition_of
+from state.models import (
+    ContractError,
+    Order,
+    Product,
+    StockAdjustment,
+    StockLevel,
+    Trigger,
+    parse_campaign,
+    parse_click,
+    parse_order,
+    parse_product,
+    parse_stock,
+    parse_trigger,
+)
+
+__all__ = ["Event", "Router", "encode_emits"]
+
+Event = StockLevel | StockAdjustment | Order | Product | Trigger
+Routed = tuple[str, tuple[int, Event]]
+
+
+def _text(raw: bytes | None) -> str:
+    if raw is None:
+        return ""
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+class Router:
+    """Turn raw records into routed events or dead-letter records."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], int]) -> None:
+        t = settings.topics
+        self.partitions = settings.decision_partitions
+        self.keys = [str(i) for i in range(self.partitions)]
+        self.dlq_topic = t.dlq
+        self.clock = clock
+        self.parsers: dict[str, Callable[[Any], Any]] = {
+            t.triggers: parse_trigger,
+            t.stock: parse_stock,
+            t.orders: parse_order,
+            t.products: parse_product,
+            t.clickstream: parse_click,
+            t.campaigns: parse_campaign,
+        }
+        self.broadcast_topics = {t.stock, t.orders, t.products}
+        self.trigger_topic = t.triggers
+
+    def dead_letter(self, rec: RawRecord, error: str) -> OutRecord:
+        """Build the dead-letter record of an input that cannot be used."""
+        raw = rec.value
+        if raw is None and rec.decoded is not NOT_DECODED:
+            raw = orjson.dumps(rec.decoded)
+        msg = {
+            "topic": rec.topic,
+            "partition": rec.partition,
+            "offset": rec.offset,
+            "key": _text(rec.key) if rec.key is not None else None,
+            "raw": _text(raw),
+            "error": error,
+            "ts": self.clock(),
+        }
+        field = error.split(":", 1)[0]
+        return OutRecord(self.dlq_topic, rec.topic, orjson.dumps(msg), field, rec.timestamp)
+
+    def route(self, rec: RawRecord) -> list[Routed | OutRecord]:
+        """Parse one record; return its routed copies, a dead-letter record, or nothing."""
+        if rec.error is not None:
+            return [self.dead_letter(rec, rec.error)]
+        parser = self.parsers.get(rec.topic)
+        if parser is None:
+            return [self.dead_letter(rec, f"topic: not an input topic of stockguard ({rec.topic!r})")]
+        value = rec.decoded
+        if value is NOT_DECODED:
+            if rec.value is None:
+                return [self.dead_letter(rec, "value: missing (tombstone)")]
+            try:
+                value = orjson.loads(rec.value)
+            except orjson.JSONDecodeError as exc:
+                return [self.dead_letter(rec, f"value: not JSON ({exc})")]
+        try:
+            ev = parser(value)
+        except ContractError as exc:
+            return [self.dead_letter(rec, str(exc))]
+        if rec.topic == self.trigger_topic:
+            i = partition_of(ev.customer_id, self.partitions)
+            return [(self.keys[i], (i, ev))]
+        if rec.topic in self.broadcast_topics:
+            return [(k, (i, ev)) for i, k in enumerate(self.keys)]
+        # Clickstream and campaigns are validated here; the insight flows consume them.
+        return []
+
+
+def encode_emits(emits: list[Emit], settings: Settings) -> list[OutRecord]:
+    """Encode decision outputs as messages of the contract's output topics."""
+    t = settings.topics
+    out = []
+    for kind, key, msg in emits:
+        if kind == APPROVED:
+            out.append(OutRecord(t.approved, key, orjson.dumps(msg), msg["decision"], msg["ts"]))
+        elif kind == SUPPRESSED:
+            out.append(OutRecord(t.suppressed, key, orjson.dumps(msg), msg["reason"], msg["ts"]))
+        elif kind == RETRACTED:
+            out.append(OutRecord(t.retracted, key, orjson.dumps(msg), msg["reason"], msg["ts"]))
+    return out

@@ -1,0 +1,1 @@
+"""State types and the pure transitions of the decision rules."""

@@ -1,0 +1,520 @@
+"""The decision rules of the contract, as pure transitions of one decision partition.
+
+A decision partition owns the customers that hash to it (dedup, caps, purchases) and
+holds a full replica of product state (stock, catalog, sales), because inventory,
+catalog and order events are broadcast to every partition. Each partition therefore
+decides its triggers exactly as one global process would, with one exception: the send
+budget of a sku (`sends_per_unit` x ATP over `budget_window`) is split across the
+`partitions` logical partitions, partition i getting floor(B/P) plus one of the B mod P
+remainder sends when i < B mod P. With one partition every rule is exact.
+
+Nothing here imports bytewax, Kafka or Redis; time is the events' `ts` and the decision
+clock is injected.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from config.settings import RuleSettings
+from state.inventory import LocStock, SkuState
+from state.models import Order, Product, StockAdjustment, StockLevel, Trigger
+
+__all__ = [
+    "APPROVED",
+    "RETRACTED",
+    "SUPPRESSED",
+    "Decider",
+    "DecisionState",
+    "Emit",
+    "partition_of",
+]
+
+APPROVED: Final = "approved"
+SUPPRESSED: Final = "suppressed"
+RETRACTED: Final = "retracted"
+
+OUT_OF_STOCK: Final = "out_of_stock"
+BUDGET: Final = "stock_budget_exhausted"
+
+_HOUR: Final = 3_600_000
+_SWEEP_EVERY: Final = 60_000
+
+# (kind, key, message): kind is APPROVED, SUPPRESSED or RETRACTED, key the customer id.
+Emit = tuple[str, str, dict[str, Any]]
+
+
+def partition_of(customer_id: str, partitions: int) -> int:
+    """Return the decision partition of a customer: stable across processes and runs."""
+    if partitions == 1:
+        return 0
+    return zlib.crc32(customer_id.encode()) % partitions
+
+
+def budget_share(total: int, partitions: int, index: int) -> int:
+    """Split a send budget exactly: the shares of all partitions add up to `total`."""
+    q, r = divmod(total, partitions)
+    return q + (1 if index < r else 0)
+
+
+class Customer:
+    """Hold what the rules need of one customer: approvals counted by the cap, orders."""
+
+    __slots__ = ("approvals", "bucket", "orders")
+
+    def __init__(self) -> None:
+        # Event times of approved triggers that count against the frequency cap.
+        self.approvals: list[int] = []
+        # order_id -> [ts, skus, cancelled]
+        self.orders: dict[str, list[Any]] = {}
+        # Hour bucket of the expiry wheel the customer sits in (-1: none).
+        self.bucket = -1
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.approvals, self.orders, self.bucket)
+
+    def __setstate__(self, s: tuple[Any, ...]) -> None:
+        self.approvals, self.orders, self.bucket = s
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    """Remember where an order's units were charged, so a cancellation gives them back."""
+
+    ts: int
+    # (sku, location, qty) per line that had a location to charge.
+    charges: list[tuple[str, str, int]]
+    cancelled: bool = False
+
+
+class DecisionState:
+    """Hold all the state of one decision partition: small, picklable, bounded by TTLs."""
+
+    def __init__(self, index: int, partitions: int) -> None:
+        self.index = index
+        self.partitions = partitions
+        self.skus: dict[str, SkuState] = {}
+        self.groups: dict[tuple[str, str], set[str]] = {}
+        self.customers: dict[str, Customer] = {}
+        # Expiry wheel: hour -> customers whose data has all expired by then.
+        self.wheel: dict[int, set[str]] = {}
+        self.decided: dict[str, int] = {}
+        self.decided_q: deque[tuple[int, str]] = deque()
+        self.retracted: dict[str, int] = {}
+        self.retracted_q: deque[tuple[int, str]] = deque()
+        self.orders: dict[str, LedgerEntry] = {}
+        self.orders_q: deque[tuple[int, str]] = deque()
+        self.watermark = 0
+        self.next_sweep = 0
+        self.next_sku_sweep = 0
+
+    def sizes(self) -> dict[str, int]:
+        """Return the number of keys per kind of state, for metrics and benchmarks."""
+        return {
+            "skus": len(self.skus),
+            "customers": len(self.customers),
+            "decided_triggers": len(self.decided),
+            "orders": len(self.orders),
+        }
+
+
+class Decider:
+    """Apply the contract's rules to one partition's state."""
+
+    __slots__ = ("clock", "rules", "state")
+
+    def __init__(self, state: DecisionState, rules: RuleSettings, clock: Callable[[], int]) -> None:
+        self.state = state
+        self.rules = rules
+        self.clock = clock
+
+    # ---- product side: broadcast to every partition ----
+
+    def _sku(self, sku: str) -> SkuState:
+        s = self.state.skus.get(sku)
+        if s is None:
+            s = self.state.skus[sku] = SkuState()
+        return s
+
+    def _stock_ok(self, s: SkuState) -> bool:
+        if not s.locs:
+            return self.rules.unknown_stock_available
+        return s.atp() > 0
+
+    def _catalog_ok(self, s: SkuState) -> bool:
+        p = s.product
+        return p is None or (p.active and p.online)
+
+    def _after_change(self, sku: str, s: SkuState, ts: int, out: list[Emit]) -> None:
+        """Retract this partition's recent sends of a sku that has just become unavailable."""
+        now_ok = self._stock_ok(s) and self._catalog_ok(s)
+        if s.available and not now_ok:
+            self._retract(sku, s, ts, out)
+        s.available = now_ok
+
+    def _retract(self, sku: str, s: SkuState, ts: int, out: list[Emit]) -> None:
+        st = self.state
+        cut = ts - self.rules.retract_window
+        p = s.product
+        if s.locs and s.atp() <= 0:
+            detail = "ATP 0"
+        elif p is not None and not p.active:
+            detail = "inactive in catalog"
+        else:
+            detail = "offline in catalog"
+        for sent_ts, tid, cid, campaign in s.sent:
+            if sent_ts < cut or tid in st.retracted:
+                continue
+            st.retracted[tid] = ts
+            st.retracted_q.append((ts, tid))
+            out.append(
+                (
+                    RETRACTED,
+                    cid,
+                    {
+                        "trigger_id": tid,
+                        "customer_id": cid,
+                        "campaign_id": campaign,
+                        "sku": sku,
+                        "reason": OUT_OF_STOCK,
+                        "detail": detail,
+                        "ts": ts,
+                    },
+                )
+            )
+        s.sent = []
+
+    def on_stock(self, ev: StockLevel | StockAdjustment, out: list[Emit]) -> None:
+        """Apply a stock level or adjustment."""
+        self._advance(ev.ts)
+        s = self._sku(ev.sku)
+        loc = s.locs.get(ev.location)
+        if isinstance(ev, StockLevel):
+            if loc is None:
+                loc = s.locs[ev.location] = LocStock()
+            loc.set_level(ev.ts, ev.on_hand, ev.reserved)
+        else:
+            if loc is None:
+                # No level yet: the adjustment is the first we know of on_hand here.
+                loc = s.locs[ev.location] = LocStock()
+            loc.apply(ev.ts, ev.delta, self.rules.stock_lateness)
+        self._after_change(ev.sku, s, ev.ts, out)
+
+    def on_product(self, p: Product, out: list[Emit]) -> None:
+        """Apply a catalog record: availability, substitutes, the group/size index."""
+        self._advance(p.ts)
+        st = self.state
+        s = self._sku(p.sku)
+        old = s.product
+        if old is not None and old.ts > p.ts:
+            return
+        if old is not None and (old.group, old.size) != (p.group, p.size):
+            members = st.groups.get((old.group, old.size))
+            if members is not None:
+                members.discard(p.sku)
+        st.groups.setdefault((p.group, p.size), set()).add(p.sku)
+        s.product = p
+        self._after_change(p.sku, s, p.ts, out)
+
+    def on_order(self, o: Order, out: list[Emit]) -> None:
+        """Apply an order to stock (every partition) and to its customer (owner only)."""
+        self._advance(o.ts)
+        st = self.state
+        rules = self.rules
+        mine = partition_of(o.customer_id, st.partitions) == st.index
+        entry = st.orders.get(o.order_id)
+        if o.status == "placed":
+            if entry is not None:
+                return  # a redelivered order must not charge stock twice
+            charges: list[tuple[str, str, int]] = []
+            for line in o.lines:
+                s = self._sku(line.sku)
+                s.add_sale(o.ts, line.qty, rules.velocity_window)
+                loc_name = line.location if line.location is not None else s.best_location()
+                if loc_name is None:
+                    continue
+                loc = s.locs.get(loc_name)
+                if loc is None:
+                    # A location we hold no stock for: its first level will include this order.
+                    continue
+                charges.append((line.sku, loc_name, line.qty))
+                loc.apply(o.ts, -line.qty, rules.stock_lateness)
+                self._after_change(line.sku, s, o.ts, out)
+            st.orders[o.order_id] = LedgerEntry(o.ts, charges)
+            st.orders_q.append((o.ts, o.order_id))
+            if mine:
+                c = self._customer(o.customer_id)
+                c.orders[o.order_id] = [o.ts, tuple(line.sku for line in o.lines), False]
+                self._schedule(o.customer_id, c)
+            return
+        # cancelled
+        if entry is not None:
+            if entry.cancelled:
+                return
+            entry.cancelled = True
+            for sku, loc_name, qty in entry.charges:
+                loc = self._sku(sku).locs.get(loc_name)
+                if loc is not None:
+                    loc.apply(o.ts, qty, rules.stock_lateness)
+                    self._after_change(sku, self._sku(sku), o.ts, out)
+        else:
+            # Placed before our memory: only located lines can be given back.
+            st.orders[o.order_id] = LedgerEntry(o.ts, [], cancelled=True)
+            st.orders_q.append((o.ts, o.order_id))
+            for line in o.lines:
+                if line.location is None:
+                    continue
+                s = self._sku(line.sku)
+                loc = s.locs.get(line.location)
+                if loc is not None:
+                    loc.apply(o.ts, line.qty, rules.stock_lateness)
+                    self._after_change(line.sku, s, o.ts, out)
+        if mine:
+            owner = self.state.customers.get(o.customer_id)
+            if owner is not None and o.order_id in owner.orders:
+                owner.orders[o.order_id][2] = True
+
+    # ---- customer side: triggers ----
+
+    def _customer(self, cid: str) -> Customer:
+        c = self.state.customers.get(cid)
+        if c is None:
+            c = self.state.customers[cid] = Customer()
+        return c
+
+    def _schedule(self, cid: str, c: Customer) -> None:
+        """Put the customer in the wheel bucket by which all its data has expired."""
+        rules = self.rules
+        expiry = 0
+        if c.approvals:
+            expiry = max(c.approvals) + rules.cap_window
+        for ts, _skus, _cancelled in c.orders.values():
+            expiry = max(expiry, ts + rules.purchase_lookback)
+        bucket = expiry // _HOUR + 1
+        if bucket == c.bucket:
+            return
+        wheel = self.state.wheel
+        if c.bucket >= 0:
+            old = wheel.get(c.bucket)
+            if old is not None:
+                old.discard(cid)
+        wheel.setdefault(bucket, set()).add(cid)
+        c.bucket = bucket
+
+    def _unavailable(self, sku: str, s: SkuState | None, ts: int) -> str | None:
+        """Return why a sku cannot be sent now, or None when it can."""
+        if s is None:
+            return None if self.rules.unknown_stock_available else OUT_OF_STOCK
+        p = s.product
+        if p is not None and not (p.active and p.online):
+            return OUT_OF_STOCK
+        if not s.locs:
+            return None if self.rules.unknown_stock_available else OUT_OF_STOCK
+        atp = s.atp()
+        if atp <= 0:
+            return OUT_OF_STOCK
+        sends = s.sends
+        cut = ts - self.rules.budget_window
+        if sends and sends[0] <= cut:
+            sends = s.sends = [t for t in sends if t > cut]
+        budget = budget_share(self.rules.sends_per_unit * atp, self.state.partitions, self.state.index)
+        if len(sends) >= budget:
+            return BUDGET
+        return None
+
+    def _cover_key(self, sku: str, s: SkuState | None, ts: int) -> tuple[float, float, str]:
+        """Rank substitutes: most days of cover, then unit margin, then sku id."""
+        if s is None or not s.locs:
+            cover = -1.0  # unknown stock ranks after every known one
+        else:
+            sold = s.units_sold(ts, self.rules.velocity_window)
+            days = self.rules.velocity_window / 86_400_000
+            cover = math.inf if sold == 0 else s.atp() / (sold / days)
+        margin = s.product.margin if s is not None and s.product is not None else 0.0
+        return (-cover, -margin, sku)
+
+    def _substitute(self, sku: str, ts: int, excluded: set[str]) -> str | None:
+        st = self.state
+        s = st.skus.get(sku)
+        p = s.product if s is not None else None
+        if p is None:
+            return None
+        if p.substitutes:
+            candidates: list[str] | set[str] = list(p.substitutes)
+        else:
+            candidates = st.groups.get((p.group, p.size), set())
+        best: tuple[float, float, str] | None = None
+        for c in candidates:
+            if c in excluded or c == sku:
+                continue
+            cs = st.skus.get(c)
+            if self._unavailable(c, cs, ts) is not None:
+                continue
+            key = self._cover_key(c, cs, ts)
+            if best is None or key < best:
+                best = key
+        return best[2] if best is not None else None
+
+    def _suppress(self, t: Trigger, reason: str, detail: str | None = None) -> Emit:
+        msg = dict(t.raw)
+        msg["decision"] = "suppress"
+        msg["reason"] = reason
+        if detail is not None:
+            msg["detail"] = detail
+        msg["decided_ts"] = self.clock()
+        return (SUPPRESSED, t.customer_id, msg)
+
+    def on_trigger(self, t: Trigger, out: list[Emit]) -> None:
+        """Decide one trigger: approve, re-target or suppress, in the contract's order."""
+        self._advance(t.ts)
+        st = self.state
+        rules = self.rules
+        tid = t.trigger_id
+        # 1. duplicate
+        if tid in st.decided:
+            out.append(self._suppress(t, "duplicate"))
+            return
+        st.decided[tid] = t.ts
+        st.decided_q.append((t.ts, tid))
+        # 2. consent
+        if not t.consent:
+            out.append(self._suppress(t, "no_consent"))
+            return
+        c: Customer | None = st.customers.get(t.customer_id)
+        counts = t.kind != "back_in_stock"
+        # 3. frequency cap
+        if counts and c is not None and c.approvals:
+            cut = t.ts - rules.cap_window
+            recent = [a for a in c.approvals if a > cut]
+            if len(recent) != len(c.approvals):
+                c.approvals = recent
+            if sum(1 for a in recent if a <= t.ts) >= rules.cap_count:
+                out.append(self._suppress(t, "frequency_capped"))
+                return
+        elif counts and rules.cap_count <= 0:
+            out.append(self._suppress(t, "frequency_capped"))
+            return
+        # 4. already purchased
+        bought: set[str] = set()
+        if c is not None and c.orders:
+            since = t.ts - rules.purchase_lookback
+            for ots, skus, cancelled in c.orders.values():
+                if not cancelled and since <= ots <= t.ts:
+                    bought.update(skus)
+        dropped: list[dict[str, str]] = []
+        remaining = []
+        for sku in t.skus:
+            if sku in bought:
+                dropped.append({"sku": sku, "reason": "already_purchased"})
+            else:
+                remaining.append(sku)
+        if not remaining:
+            out.append(self._suppress(t, "already_purchased"))
+            return
+        # 5. availability, substitution
+        chosen: list[str] = []
+        subs: list[dict[str, str]] = []
+        first_reason: str | None = None
+        excluded = set(t.skus) | bought
+        for sku in remaining:
+            reason = self._unavailable(sku, st.skus.get(sku), t.ts)
+            if reason is None:
+                chosen.append(sku)
+                continue
+            if t.kind != "back_in_stock":
+                sub = self._substitute(sku, t.ts, excluded)
+                if sub is not None:
+                    chosen.append(sub)
+                    excluded.add(sub)
+                    subs.append({"from": sku, "to": sub, "reason": reason})
+                    continue
+            dropped.append({"sku": sku, "reason": reason})
+            if first_reason is None:
+                first_reason = reason
+        if not chosen:
+            assert first_reason is not None  # noqa: S101 - every remaining sku was dropped
+            out.append(self._suppress(t, first_reason, detail=f"{remaining[0]}: {first_reason}"))
+            return
+        # 6. approve, and account for the send
+        msg = dict(t.raw)
+        msg["decision"] = "retarget" if subs else "send"
+        msg["skus"] = chosen
+        msg["original_skus"] = list(t.raw.get("skus", t.skus))
+        msg["substitutions"] = subs
+        if dropped:
+            msg["dropped"] = dropped
+        msg["decided_ts"] = self.clock()
+        out.append((APPROVED, t.customer_id, msg))
+        if counts:
+            if c is None:
+                c = self._customer(t.customer_id)
+            c.approvals.append(t.ts)
+            self._schedule(t.customer_id, c)
+        for sku in chosen:
+            s = self._sku(sku)
+            s.sends.append(t.ts)
+            s.sent.append((t.ts, tid, t.customer_id, t.campaign_id))
+            cut = t.ts - rules.retract_window
+            if s.sent[0][0] < cut:
+                s.sent = [x for x in s.sent if x[0] >= cut]
+
+    # ---- time and eviction ----
+
+    def _advance(self, ts: int) -> None:
+        st = self.state
+        if ts <= st.watermark:
+            return
+        st.watermark = ts
+        if ts >= st.next_sweep:
+            self.sweep()
+            st.next_sweep = ts + _SWEEP_EVERY
+
+    def sweep(self) -> None:
+        """Evict everything older than its TTL at the current watermark."""
+        st = self.state
+        rules = self.rules
+        now = st.watermark
+        _expire(st.decided_q, st.decided, now - rules.dedup_window)
+        _expire(st.retracted_q, st.retracted, now - rules.retract_window)
+        cut = now - rules.order_ttl
+        q = st.orders_q
+        while q and q[0][0] < cut:
+            _, oid = q.popleft()
+            e = st.orders.get(oid)
+            if e is not None and e.ts < cut:
+                del st.orders[oid]
+        hour = now // _HOUR
+        for b in [b for b in st.wheel if b <= hour]:
+            for cid in st.wheel.pop(b):
+                st.customers.pop(cid, None)
+        if now >= st.next_sku_sweep:
+            st.next_sku_sweep = now + _HOUR
+            self._sweep_skus(now)
+
+    def _sweep_skus(self, now: int) -> None:
+        rules = self.rules
+        dead = []
+        for sku, s in self.state.skus.items():
+            if s.sent and s.sent[-1][0] < now - rules.retract_window:
+                s.sent = []
+            if s.sends and s.sends[-1] <= now - rules.budget_window:
+                s.sends = []
+            if s.sales and s.sales[-1][0] < (now - rules.velocity_window) // _HOUR:
+                s.sales = []
+            if not s.locs and s.product is None and not s.sends and not s.sent and not s.sales:
+                dead.append(sku)
+        for sku in dead:
+            del self.state.skus[sku]
+
+
+def _expire(q: deque[tuple[int, str]], index: dict[str, int], cut: int) -> None:
+    while q and q[0][0] < cut:
+        _, key = q.popleft()
+        ts = index.get(key)
+        if ts is not None and ts < cut:
+            del index[key]

@@ -1,0 +1,391 @@
+"""Typed records of the contract's input topics and their strict, fast parsers.
+
+Each parser takes the decoded JSON value of one message and returns a record or raises
+`ContractError` with a precise, field-addressed reason (`lines[0].qty: expected positive
+int`). Unknown extra fields are accepted and kept where the contract echoes them (triggers).
+Validation is hand-written: one pass over known keys, no reflection per event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "CLICK_TYPES",
+    "ORDER_STATUSES",
+    "TRIGGER_KINDS",
+    "Campaign",
+    "Click",
+    "ContractError",
+    "Order",
+    "OrderLine",
+    "Product",
+    "StockAdjustment",
+    "StockLevel",
+    "Trigger",
+    "parse_campaign",
+    "parse_click",
+    "parse_order",
+    "parse_product",
+    "parse_stock",
+    "parse_trigger",
+]
+
+CLICK_TYPES: Final = frozenset({"product_view", "add_to_cart", "remove_from_cart", "search", "wishlist"})
+STOCK_TYPES: Final = frozenset({"level", "adjustment"})
+ORDER_STATUSES: Final = frozenset({"placed", "cancelled"})
+TRIGGER_KINDS: Final = frozenset({"cart_abandonment", "browse_abandonment", "promotion", "back_in_stock", "price_drop"})
+
+
+class ContractError(ValueError):
+    """Say why a message violates the contract; the text goes to the dead-letter record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """A shopper's action on the site (`shop.clickstream`)."""
+
+    event_id: str
+    ts: int
+    type: str
+    customer_id: str
+    session_id: str
+    sku: str | None
+    qty: int
+    campaign_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    """An absolute stock level of a sku at a location (`inventory.stock`, type level)."""
+
+    event_id: str
+    ts: int
+    sku: str
+    location: str
+    on_hand: int
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class StockAdjustment:
+    """A delta to on_hand of a sku at a location (`inventory.stock`, type adjustment)."""
+
+    event_id: str
+    ts: int
+    sku: str
+    location: str
+    delta: int
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    """One line of an order."""
+
+    sku: str
+    qty: int
+    unit_price: float
+    location: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order placed or cancelled (`shop.orders`)."""
+
+    event_id: str
+    ts: int
+    order_id: str
+    status: str
+    customer_id: str
+    campaign_id: str | None
+    lines: tuple[OrderLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """Product master data of one sku (`catalog.products`)."""
+
+    sku: str
+    ts: int
+    product_id: str
+    group: str
+    size: str
+    price: float
+    unit_cost: float
+    active: bool
+    online: bool
+    substitutes: tuple[str, ...] | None
+
+    @property
+    def margin(self) -> float:
+        """Return the unit margin, price minus unit cost."""
+        return self.price - self.unit_cost
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A send the marketing platform wants to make (`marketing.triggers`)."""
+
+    trigger_id: str
+    ts: int
+    campaign_id: str
+    customer_id: str
+    kind: str
+    channel: str
+    skus: tuple[str, ...]
+    consent: bool
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """Campaign metadata (`marketing.campaigns`)."""
+
+    campaign_id: str
+    ts: int
+    name: str
+    start_ts: int
+    end_ts: int
+    audience_size: int
+    media_cost: float
+
+
+# --- field helpers: each returns the value or raises ContractError naming the path ---
+
+
+def _obj(v: Any) -> dict[str, Any]:
+    if type(v) is not dict:
+        raise ContractError(f"expected a JSON object, got {_jtype(v)}")
+    return v
+
+
+def _jtype(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def _str(d: dict[str, Any], k: str, path: str = "") -> str:
+    v = d.get(k)
+    if type(v) is str and v:
+        return v
+    if v is None and k not in d:
+        raise ContractError(f"{path}{k}: missing")
+    raise ContractError(f"{path}{k}: expected non-empty string, got {_jtype(v)}")
+
+
+def _opt_str(d: dict[str, Any], k: str, path: str = "") -> str | None:
+    v = d.get(k)
+    if v is None:
+        return None
+    if type(v) is str and v:
+        return v
+    raise ContractError(f"{path}{k}: expected non-empty string or null, got {_jtype(v)}")
+
+
+def _ts(d: dict[str, Any], k: str = "ts") -> int:
+    v = d.get(k)
+    if type(v) is int and v >= 0:
+        return v
+    if v is None and k not in d:
+        raise ContractError(f"{k}: missing")
+    raise ContractError(f"{k}: expected epoch milliseconds (non-negative int), got {_jtype(v)}")
+
+
+def _int(d: dict[str, Any], k: str, path: str = "", minimum: int | None = None) -> int:
+    v = d.get(k)
+    if type(v) is int and (minimum is None or v >= minimum):
+        return v
+    if v is None and k not in d:
+        raise ContractError(f"{path}{k}: missing")
+    if minimum == 1:
+        raise ContractError(f"{path}{k}: expected positive int")
+    if minimum == 0:
+        raise ContractError(f"{path}{k}: expected non-negative int")
+    raise ContractError(f"{path}{k}: expected int")
+
+
+def _num(d: dict[str, Any], k: str, path: str = "") -> float:
+    v = d.get(k)
+    if (type(v) is float or type(v) is int) and v >= 0:
+        return float(v)
+    if v is None and k not in d:
+        raise ContractError(f"{path}{k}: missing")
+    raise ContractError(f"{path}{k}: expected non-negative number")
+
+
+def _bool(d: dict[str, Any], k: str) -> bool:
+    v = d.get(k)
+    if type(v) is bool:
+        return v
+    if v is None and k not in d:
+        raise ContractError(f"{k}: missing")
+    raise ContractError(f"{k}: expected true or false, got {_jtype(v)}")
+
+
+def _enum(d: dict[str, Any], k: str, allowed: frozenset[str]) -> str:
+    v = d.get(k)
+    if type(v) is str and v in allowed:
+        return v
+    if v is None and k not in d:
+        raise ContractError(f"{k}: missing")
+    shown = repr(v) if isinstance(v, str) else _jtype(v)
+    raise ContractError(f"{k}: unknown value {shown} (expected one of {', '.join(sorted(allowed))})")
+
+
+def _str_list(d: dict[str, Any], k: str, *, non_empty: bool) -> tuple[str, ...]:
+    v = d.get(k)
+    if type(v) is not list:
+        if v is None and k not in d:
+            raise ContractError(f"{k}: missing")
+        raise ContractError(f"{k}: expected array of strings, got {_jtype(v)}")
+    if non_empty and not v:
+        raise ContractError(f"{k}: expected at least one sku")
+    for i, s in enumerate(v):
+        if type(s) is not str or not s:
+            raise ContractError(f"{k}[{i}]: expected non-empty string")
+    return tuple(v)
+
+
+# --- parsers, one per topic ---
+
+
+def parse_click(v: Any) -> Click:
+    """Validate a `shop.clickstream` message."""
+    d = _obj(v)
+    typ = _enum(d, "type", CLICK_TYPES)
+    if typ == "search":
+        sku = _opt_str(d, "sku")
+        qty = d.get("qty")
+        qty = _int(d, "qty", minimum=1) if qty is not None else 1
+    else:
+        sku = _str(d, "sku")
+        qty = _int(d, "qty", minimum=1)
+    return Click(
+        _str(d, "event_id"),
+        _ts(d),
+        typ,
+        _str(d, "customer_id"),
+        _str(d, "session_id"),
+        sku,
+        qty,
+        _opt_str(d, "campaign_id"),
+    )
+
+
+def parse_stock(v: Any) -> StockLevel | StockAdjustment:
+    """Validate an `inventory.stock` message: a level or an adjustment."""
+    d = _obj(v)
+    typ = _enum(d, "type", STOCK_TYPES)
+    if typ == "level":
+        return StockLevel(
+            _str(d, "event_id"),
+            _ts(d),
+            _str(d, "sku"),
+            _str(d, "location"),
+            _int(d, "on_hand", minimum=0),
+            _int(d, "reserved", minimum=0),
+        )
+    return StockAdjustment(
+        _str(d, "event_id"), _ts(d), _str(d, "sku"), _str(d, "location"), _int(d, "delta"), _opt_str(d, "reason")
+    )
+
+
+def parse_order(v: Any) -> Order:
+    """Validate a `shop.orders` message and its lines."""
+    d = _obj(v)
+    raw_lines = d.get("lines")
+    if type(raw_lines) is not list:
+        if "lines" not in d:
+            raise ContractError("lines: missing")
+        raise ContractError(f"lines: expected array of order lines, got {_jtype(raw_lines)}")
+    if not raw_lines:
+        raise ContractError("lines: expected at least one line")
+    lines = []
+    for i, line in enumerate(raw_lines):
+        p = f"lines[{i}]."
+        if type(line) is not dict:
+            raise ContractError(f"lines[{i}]: expected a JSON object, got {_jtype(line)}")
+        lines.append(
+            OrderLine(
+                _str(line, "sku", p),
+                _int(line, "qty", p, 1),
+                _num(line, "unit_price", p),
+                _opt_str(line, "location", p),
+            )
+        )
+    return Order(
+        _str(d, "event_id"),
+        _ts(d),
+        _str(d, "order_id"),
+        _enum(d, "status", ORDER_STATUSES),
+        _str(d, "customer_id"),
+        _opt_str(d, "campaign_id"),
+        tuple(lines),
+    )
+
+
+def parse_product(v: Any) -> Product:
+    """Validate a `catalog.products` message."""
+    d = _obj(v)
+    subs = _str_list(d, "substitutes", non_empty=False) if d.get("substitutes") is not None else None
+    price = _num(d, "price")
+    unit_cost = _num(d, "unit_cost")
+    return Product(
+        _str(d, "sku"),
+        _ts(d),
+        _str(d, "product_id"),
+        _str(d, "group"),
+        _str(d, "size"),
+        price,
+        unit_cost,
+        _bool(d, "active"),
+        _bool(d, "online"),
+        subs,
+    )
+
+
+def parse_trigger(v: Any) -> Trigger:
+    """Validate a `marketing.triggers` message; consent other than true is kept for rule 2."""
+    d = _obj(v)
+    skus = _str_list(d, "skus", non_empty=True)
+    return Trigger(
+        _str(d, "trigger_id"),
+        _ts(d),
+        _str(d, "campaign_id"),
+        _str(d, "customer_id"),
+        _enum(d, "kind", TRIGGER_KINDS),
+        _str(d, "channel"),
+        # A sku listed twice is one sku; order kept for the output.
+        tuple(dict.fromkeys(skus)),
+        d.get("consent") is True,
+        d,
+    )
+
+
+def parse_campaign(v: Any) -> Campaign:
+    """Validate a `marketing.campaigns` message."""
+    d = _obj(v)
+    start = _ts(d, "start_ts")
+    end = _ts(d, "end_ts")
+    if end < start:
+        raise ContractError("end_ts: expected >= start_ts")
+    return Campaign(
+        _str(d, "campaign_id"),
+        _ts(d),
+        _str(d, "name"),
+        start,
+        end,
+        _int(d, "audience_size", minimum=0),
+        _num(d, "media_cost"),
+    )

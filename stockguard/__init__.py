@@ -1,0 +1,1 @@
+"""stockguard: approve, re-target or suppress campaign triggers against live stock."""

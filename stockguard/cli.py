@@ -1,0 +1,168 @@
+"""The `stockguard` command: replay files, run the demo, show settings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from config.settings import Settings, SettingsError, describe, load_settings
+from connectors.files import JsonlSink, OutputStats, ReplaySource
+
+__all__ = ["main"]
+
+
+class Progress:
+    """Draw a progress bar on stderr: redrawn in place on a terminal, by tenths otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.last_tenth = -1
+        self.lines = 0
+
+    def __call__(self, pos: int, size: int, lines: int) -> None:
+        """Report `pos` of `size` bytes read, `lines` lines."""
+        self.lines = lines
+        now = time.monotonic()
+        frac = pos / size if size else 1.0
+        if self.tty:
+            if now - self.last < 0.1 and pos < size:
+                return
+            self.last = now
+            width = 30
+            done = int(frac * width)
+            rate = lines / max(now - self.start, 1e-9)
+            self.stream.write(
+                f"\r[{'#' * done}{'.' * (width - done)}] {frac:6.1%} {lines:>11,} lines {rate:>10,.0f} ev/s"
+            )
+            if pos >= size:
+                self.stream.write("\n")
+            self.stream.flush()
+        else:
+            tenth = int(frac * 10)
+            if tenth > self.last_tenth:
+                self.last_tenth = tenth
+                self.stream.write(f"replay: {frac:.0%} ({lines:,} lines)\n")
+                self.stream.flush()
+
+
+def summary_rows(settings: Settings, stats: OutputStats, events: int, seconds: float) -> list[tuple[str, str]]:
+    """Build the summary table of a run: decisions, suppressions by reason, DLQ, speed."""
+    t = settings.topics
+    rows = [("events read", f"{events:,}")]
+    approved = stats.by_topic[t.approved]
+    retarget = stats.by_label[(t.approved, "retarget")]
+    rows.append(("triggers approved", f"{approved:,}"))
+    rows.append(("  sent as asked", f"{approved - retarget:,}"))
+    rows.append(("  re-targeted", f"{retarget:,}"))
+    rows.append(("triggers suppressed", f"{stats.by_topic[t.suppressed]:,}"))
+    reasons = sorted(
+        ((label, n) for (topic, label), n in stats.by_label.items() if topic == t.suppressed),
+        key=lambda x: (-x[1], x[0]),
+    )
+    rows.extend((f"  {label}", f"{n:,}") for label, n in reasons)
+    rows.append(("triggers retracted", f"{stats.by_topic[t.retracted]:,}"))
+    rows.append(("surge alerts", f"{stats.by_topic[t.surge_alerts]:,}"))
+    rows.append(("merch insights", f"{stats.by_topic[t.insights]:,}"))
+    rows.append(("dead letters (DLQ)", f"{stats.by_topic[t.dlq]:,}"))
+    rows.append(("elapsed", f"{seconds:.2f} s"))
+    rows.append(("throughput", f"{events / max(seconds, 1e-9):,.0f} events/s"))
+    return rows
+
+
+def print_table(rows: list[tuple[str, str]], stream: TextIO = sys.stdout) -> None:
+    """Print two columns, labels left, values right."""
+    w1 = max(len(a) for a, _ in rows)
+    w2 = max(len(b) for _, b in rows)
+    for a, b in rows:
+        stream.write(f"{a:<{w1}}  {b:>{w2}}\n")
+    stream.flush()
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Replay a JSON-lines file through the dataflow, writing one file per output topic."""
+    from flows.dataflow import build_flow
+    from flows.runner import run_local
+
+    src = Path(args.input)
+    if not src.is_file():
+        print(f"stockguard replay: no such file: {src}", file=sys.stderr)
+        return 2
+    stats = OutputStats()
+    progress = Progress()
+    flow = build_flow(
+        settings,
+        {"replay": ReplaySource(src, progress=progress)},
+        {"files": JsonlSink(args.out, stats)},
+    )
+    start = time.monotonic()
+    run_local(flow, settings.epoch_interval)
+    seconds = time.monotonic() - start
+    print_table(summary_rows(settings, stats, progress.lines, seconds))
+    print(f"outputs in {args.out}/<topic>.jsonl")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the embedded Cyber Monday simulation through the dataflow, no broker needed."""
+    from stockguard.demo import run_demo
+
+    return run_demo(settings, seed=args.seed, speed=args.speed, out_dir=args.out, hours=args.hours)
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every setting, its value (secrets masked) and its env var."""
+    rows = describe(settings)
+    w1 = max(len(r[0]) for r in rows)
+    w2 = min(max(len(r[1]) for r in rows), 40)
+    for name, value, env in rows:
+        print(f"{name:<{w1}}  {value:<{w2}}  {env}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command-line parser."""
+    p = argparse.ArgumentParser(prog="stockguard", description=__doc__)
+    p.add_argument("--config", help="TOML settings file (also STOCKGUARD_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("replay", help="replay a JSON-lines file of input messages, no broker")
+    r.add_argument("input", help="replay file: one {topic, key, value|raw} object a line")
+    r.add_argument("--out", required=True, help="directory for <topic>.jsonl outputs")
+    r.add_argument("--config", dest="sub_config", help="TOML settings file")
+    r.set_defaults(func=cmd_replay)
+
+    d = sub.add_parser("demo", help="simulate a compressed Cyber Monday through the dataflow")
+    d.add_argument("--seed", type=int, default=42, help="simulation seed (default 42)")
+    d.add_argument("--speed", type=float, default=1440.0, help="event time per wall time (default 1440: 24 h in 60 s)")
+    d.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    d.add_argument("--out", default="out/demo", help="directory for <topic>.jsonl outputs (default out/demo)")
+    d.add_argument("--config", dest="sub_config", help="TOML settings file")
+    d.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser("config", help="show the effective settings and their env vars")
+    c.add_argument("--config", dest="sub_config", help="TOML settings file")
+    c.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(getattr(args, "sub_config", None) or args.config)
+    except SettingsError as exc:
+        print(f"stockguard: {exc}", file=sys.stderr)
+        return 2
+    rc: int = args.func(args, settings)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The wired dataflow with TestingSource/TestingSink: routing, DLQ, partitions, workers."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import orjson
+from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
+
+from config.settings import Settings
+from flows.dataflow import build_flow
+from flows.records import OutRecord, RawRecord
+from tests.helpers import MIN, T0, level, order, product, trigger
+
+S = Settings()
+TP = S.topics
+
+
+def raw(topic: str, value: Any, key: str | None = None, offset: int = 0) -> RawRecord:
+    data = value.encode() if isinstance(value, str) else orjson.dumps(value)
+    return RawRecord(topic, key.encode() if key else None, data, 0, offset)
+
+
+def run(records: list[RawRecord], settings: Settings = S) -> list[OutRecord]:
+    out: list[OutRecord] = []
+    flow = build_flow(settings, {"test": TestingSource(records)}, {"test": TestingSink(out)}, clock=lambda: 7)
+    run_main(flow)
+    return out
+
+
+def by_topic(out: list[OutRecord]) -> dict[str, list[dict[str, Any]]]:
+    res: dict[str, list[dict[str, Any]]] = {}
+    for r in out:
+        res.setdefault(r.topic, []).append(orjson.loads(r.value))
+    return res
+
+
+def scenario() -> list[RawRecord]:
+    return [
+        raw(TP.products, product("RED", substitutes=["BLUE"])),
+        raw(TP.products, product("BLUE")),
+        raw(TP.stock, level("RED", 0)),
+        raw(TP.stock, level("BLUE", 4)),
+        raw(TP.triggers, trigger("t1", "c1", ["RED"], ts=T0 + MIN)),
+        raw(TP.triggers, trigger("t2", "c2", ["BLUE"], ts=T0 + MIN)),
+        raw(TP.triggers, trigger("t3", "c3", ["BLUE"], ts=T0 + MIN, consent=False)),
+        raw(TP.orders, order("o1", "c9", [("BLUE", 4)], ts=T0 + 2 * MIN)),
+        raw(TP.triggers, trigger("t4", "c4", ["BLUE"], ts=T0 + 3 * MIN)),
+    ]
+
+
+def test_flow_decides_retargets_suppresses_and_retracts() -> None:
+    got = by_topic(run(scenario()))
+    approved = {m["trigger_id"]: m for m in got[TP.approved]}
+    assert approved["t1"]["decision"] == "retarget" and approved["t1"]["skus"] == ["BLUE"]
+    assert approved["t2"]["decision"] == "send"
+    suppressed = {m["trigger_id"]: m["reason"] for m in got[TP.suppressed]}
+    assert suppressed == {"t3": "no_consent", "t4": "out_of_stock"}
+    assert sorted(m["trigger_id"] for m in got[TP.retracted]) == ["t1", "t2"]
+    assert TP.dlq not in got
+
+
+def test_output_keys_follow_the_contract() -> None:
+    out = run(scenario() + [raw(TP.orders, "not json", key="o-x")])
+    for r in out:
+        if r.topic in (TP.approved, TP.suppressed, TP.retracted):
+            assert r.key == orjson.loads(r.value)["customer_id"]
+        if r.topic == TP.dlq:
+            assert r.key == TP.orders
+
+
+def test_bad_input_becomes_a_dead_letter_with_position_raw_and_reason() -> None:
+    bad_line = {"sku": "A", "qty": -1, "unit_price": 1.0}
+    records = [
+        RawRecord(TP.orders, b"o-7", b"{not json", 3, 1234),
+        raw(TP.orders, order("o-8", "c1", [("A", 1)]) | {"lines": [bad_line]}),
+        raw(TP.stock, level("A", 1) | {"type": "teleport"}),
+        raw("some.other.topic", {"x": 1}),
+        RawRecord(TP.triggers, b"c1", None, 0, 5),
+        raw(TP.triggers, trigger("t1", "c1", ["A"])),
+    ]
+    got = by_topic(run(records))
+    dlq = got[TP.dlq]
+    assert len(dlq) == 5
+    first = dlq[0]
+    assert first["topic"] == TP.orders and first["partition"] == 3 and first["offset"] == 1234
+    assert first["key"] == "o-7" and first["raw"] == "{not json" and first["error"].startswith("value: not JSON")
+    assert first["ts"] == 7
+    errors = [m["error"] for m in dlq]
+    assert errors[1] == "lines[0].qty: expected positive int"
+    assert errors[2].startswith("type: unknown value 'teleport'")
+    assert errors[3].startswith("topic: not an input topic")
+    assert errors[4] == "value: missing (tombstone)"
+    assert [m["trigger_id"] for m in got[TP.approved]] == ["t1"]
+
+
+def test_clickstream_and_campaigns_are_validated() -> None:
+    click = {"event_id": "c1", "ts": T0, "type": "product_view", "customer_id": "c1", "session_id": "s", "sku": "A",
+             "qty": 1}
+    campaign = {"campaign_id": "cm", "ts": T0, "name": "x", "start_ts": T0, "end_ts": T0 + 1, "audience_size": 1,
+                "media_cost": 1.0}
+    got = by_topic(run([raw(TP.clickstream, click), raw(TP.clickstream, click | {"qty": "x"}),
+                        raw(TP.campaigns, campaign), raw(TP.campaigns, campaign | {"end_ts": 0})]))
+    assert [m["topic"] for m in got[TP.dlq]] == [TP.clickstream, TP.campaigns]
+
+
+def decisions(out: list[OutRecord]) -> set[tuple[str, str, str]]:
+    res = set()
+    for r in out:
+        m = orjson.loads(r.value)
+        if r.topic in (TP.approved, TP.suppressed):
+            res.add((r.topic, m["trigger_id"], orjson.dumps(m.get("skus")).decode() + m.get("reason", "")))
+        elif r.topic == TP.retracted:
+            res.add((r.topic, m["trigger_id"], m["sku"]))
+    return res
+
+
+def big_scenario() -> list[RawRecord]:
+    recs = []
+    for i in range(20):
+        recs.append(raw(TP.products, product(f"S{i}", group=f"g{i % 3}")))
+        recs.append(raw(TP.stock, level(f"S{i}", i % 4)))
+    for j in range(200):
+        recs.append(raw(TP.triggers, trigger(f"t{j}", f"c{j % 37}", [f"S{j % 20}"], ts=T0 + j * 1000)))
+        if j % 10 == 0:
+            recs.append(raw(TP.orders, order(f"o{j}", f"c{j % 37}", [(f"S{(j + 3) % 20}", 1)], ts=T0 + j * 1000)))
+    return recs
+
+
+def test_decisions_do_not_depend_on_the_number_of_workers() -> None:
+    recs = big_scenario()
+    one = decisions(run(recs))
+    out: list[OutRecord] = []
+    flow = build_flow(S, {"test": TestingSource(recs)}, {"test": TestingSink(out)}, clock=lambda: 7)
+    cluster_main(flow, [], 0, worker_count_per_proc=3)
+    assert decisions(out) == one
+    assert len(out) == len(run(recs))
+
+
+def test_one_partition_and_many_agree_when_budgets_are_not_binding() -> None:
+    recs = big_scenario()
+    one = decisions(run(recs, dataclasses.replace(S, decision_partitions=1)))
+    many = decisions(run(recs, dataclasses.replace(S, decision_partitions=5)))
+    assert one == many
