@@ -18,7 +18,8 @@ __all__ = ["main"]
 class Progress:
     """Draw a progress bar on stderr: redrawn in place on a terminal, by tenths otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr
         self.stream = stream
         self.tty = stream.isatty()
         self.start = time.monotonic()
@@ -76,8 +77,9 @@ def summary_rows(settings: Settings, stats: OutputStats, events: int, seconds: f
     return rows
 
 
-def print_table(rows: list[tuple[str, str]], stream: TextIO = sys.stdout) -> None:
+def print_table(rows: list[tuple[str, str]], stream: TextIO | None = None) -> None:
     """Print two columns, labels left, values right."""
+    stream = stream or sys.stdout
     w1 = max(len(a) for a, _ in rows)
     w2 = max(len(b) for _, b in rows)
     for a, b in rows:

@@ -96,12 +96,34 @@ def test_bad_input_becomes_a_dead_letter_with_position_raw_and_reason() -> None:
 
 
 def test_clickstream_and_campaigns_are_validated() -> None:
-    click = {"event_id": "c1", "ts": T0, "type": "product_view", "customer_id": "c1", "session_id": "s", "sku": "A",
-             "qty": 1}
-    campaign = {"campaign_id": "cm", "ts": T0, "name": "x", "start_ts": T0, "end_ts": T0 + 1, "audience_size": 1,
-                "media_cost": 1.0}
-    got = by_topic(run([raw(TP.clickstream, click), raw(TP.clickstream, click | {"qty": "x"}),
-                        raw(TP.campaigns, campaign), raw(TP.campaigns, campaign | {"end_ts": 0})]))
+    click = {
+        "event_id": "c1",
+        "ts": T0,
+        "type": "product_view",
+        "customer_id": "c1",
+        "session_id": "s",
+        "sku": "A",
+        "qty": 1,
+    }
+    campaign = {
+        "campaign_id": "cm",
+        "ts": T0,
+        "name": "x",
+        "start_ts": T0,
+        "end_ts": T0 + 1,
+        "audience_size": 1,
+        "media_cost": 1.0,
+    }
+    got = by_topic(
+        run(
+            [
+                raw(TP.clickstream, click),
+                raw(TP.clickstream, click | {"qty": "x"}),
+                raw(TP.campaigns, campaign),
+                raw(TP.campaigns, campaign | {"end_ts": 0}),
+            ]
+        )
+    )
     assert [m["topic"] for m in got[TP.dlq]] == [TP.clickstream, TP.campaigns]
 
 

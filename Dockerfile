@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+# Bytewax 0.21.1 ships manylinux (glibc) wheels for CPython <= 3.12: use a Debian-based image.
+FROM python:3.12-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY config config
+COPY connectors connectors
+COPY flows flows
+COPY state state
+COPY stockguard stockguard
+RUN python -m venv /opt/stockguard \
+ && /opt/stockguard/bin/pip install --no-cache-dir .
+
+FROM python:3.12-slim-bookworm
+RUN useradd --system --uid 10001 --home-dir /app stockguard
+COPY --from=build /opt/stockguard /opt/stockguard
+ENV PATH=/opt/stockguard/bin:$PATH PYTHONUNBUFFERED=1
+WORKDIR /app
+USER stockguard
+# Prometheus metrics (Bytewax's API server and ours share it).
+EXPOSE 3030
+ENTRYPOINT ["stockguard"]
+CMD ["demo"]
