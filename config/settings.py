@@ -175,6 +175,14 @@ class KafkaSettings:
     partitions: int = 4
     replication_factor: int = 1
     retention: int = _duration(7 * 24 * _H)
+    # Read new topics from the beginning (a recovery snapshot always wins).
+    from_beginning: bool = True
+    # How long an empty input partition waits before its next (non-blocking) poll.
+    idle_poll_ms: float = 1.0
+    # Producer partitions of the sink; Bytewax spreads them over the workers.
+    sink_parts: int = 1
+    # Longest wait for acknowledgements at a snapshot before the flow fails.
+    flush_timeout: int = _duration(30_000)
 
     def client_config(self) -> dict[str, str]:
         """Return the librdkafka configuration, secrets included (never log it)."""
@@ -196,6 +204,8 @@ class RedisSettings:
 
     url: SecretStr = field(default_factory=lambda: SecretStr("redis://127.0.0.1:6379/0"))
     enabled: bool = False
+    prefix: str = "stockguard"
+    ttl: int = _duration(7 * 24 * _H)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +291,7 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     sections = {"topics", "rules", "surge", "kafka", "redis"}
+    top_level = {f.name for f in dataclasses.fields(Settings)} - sections
     props: dict[str, str] = {}
     for name, value in env.items():
         if name.startswith("STOCKGUARD_KAFKA_PROPERTY_"):
@@ -294,10 +305,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
             if section not in sections:
                 raise SettingsError(f"unknown settings section in {name}")
             data.setdefault(section, {})[key] = value
-        elif rest in {"config"}:
-            continue
-        else:
+        elif rest in top_level:
             data[rest] = value
+        # Other STOCKGUARD_* names (STOCKGUARD_CONFIG, the scripts' STOCKGUARD_CACHE, ...)
+        # are not settings; a mistyped section field still fails loudly above.
     if env.get("KAFKA_BOOTSTRAP_SERVERS"):
         data.setdefault("kafka", {}).setdefault("bootstrap_servers", env["KAFKA_BOOTSTRAP_SERVERS"])
     if env.get("REDIS_URL"):

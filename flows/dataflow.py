@@ -1,7 +1,11 @@
 """Wire the decision dataflow: the same `build_flow` runs on Kafka, on files and in tests.
 
-    sources ─► route_events ─┬─► decide_triggers (keyed by decision partition) ─┐
-                             └─► dead letters ───────────────────────────────────┴─► sink
+    sources ─► route_events ─┬─► decide_triggers (keyed by decision partition) ─┬─► sinks
+                             └─► dead letters ────────────────────────────────────┘
+                                 decide_triggers, partition 0 ─► stock views ─► view sink (Redis)
+
+Sinks that are `FixedPartitionedSink`s (Kafka) receive `(key, record)` pairs routed by the
+message key, so per-key order holds; the others receive records.
 
 Step ids are recovery keys: never rename them.
 """
@@ -17,10 +21,10 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import Sink
+from bytewax.outputs import FixedPartitionedSink, Sink
 
 from config.settings import Settings
-from flows.records import OutRecord, RawRecord
+from flows.records import OutRecord, RawRecord, StockView
 from flows.routing import Event, Router, encode_emits
 from state.decision import Decider, DecisionState, Emit
 from state.models import Order, Product, StockAdjustment, StockLevel, Trigger
@@ -33,7 +37,7 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord, bytes | None]):
+class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, bytes | None]):
     """Run the pure decision rules of one logical partition inside Bytewax."""
 
     def __init__(
@@ -42,23 +46,28 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord, bytes | None]
         clock: Callable[[], int],
         resume: bytes | None,
         keep_snapshots: bool,
+        views: bool = False,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.keep_snapshots = keep_snapshots
+        self.views = views
         self.decider: Decider | None = None
         if resume is not None:
             state: DecisionState = pickle.loads(resume)  # noqa: S301 - our own recovery store
-            self.decider = Decider(state, settings.rules, clock)
+            self.decider = self._decider(state)
 
-    def on_batch(self, values: list[tuple[int, Event]]) -> tuple[Iterable[OutRecord], bool]:
+    def _decider(self, state: DecisionState) -> Decider:
+        # Every partition holds the same product state: partition 0 alone feeds the view.
+        track = self.views and state.index == 0
+        return Decider(state, self.settings.rules, self.clock, track_views=track)
+
+    def on_batch(self, values: list[tuple[int, Event]]) -> tuple[Iterable[OutRecord | StockView], bool]:
         """Apply a batch of events of this partition in order."""
         decider = self.decider
         if decider is None:
             index = values[0][0]
-            decider = self.decider = Decider(
-                DecisionState(index, self.settings.decision_partitions), self.settings.rules, self.clock
-            )
+            decider = self.decider = self._decider(DecisionState(index, self.settings.decision_partitions))
         emits: list[Emit] = []
         on_trigger = decider.on_trigger
         for _, ev in values:
@@ -72,7 +81,12 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord, bytes | None]
                 decider.on_order(ev, emits)  # type: ignore[arg-type]
             elif tp is Product:
                 decider.on_product(ev, emits)  # type: ignore[arg-type]
-        return (encode_emits(emits, self.settings) if emits else (), StatefulBatchLogic.RETAIN)
+        out: list[OutRecord | StockView] = []
+        if emits:
+            out.extend(encode_emits(emits, self.settings))
+        if decider.dirty:
+            out.extend(StockView(v["sku"], v) for v in decider.take_views())
+        return (out, StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> bytes | None:
         """Return the pickled state when recovery is on, else nothing.
@@ -88,15 +102,17 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord, bytes | None]
 def build_flow(
     settings: Settings,
     sources: Mapping[str, Source[RawRecord]],
-    sinks: Mapping[str, Sink[OutRecord]],
+    sinks: Mapping[str, Sink[OutRecord] | Sink[tuple[str, OutRecord]]],
     *,
+    views: Sink[StockView] | None = None,
     clock: Callable[[], int] = wall_clock_ms,
     recovery: bool = False,
     flow_id: str = "stockguard",
 ) -> Dataflow:
     """Build the stockguard dataflow from named sources to named sinks.
 
-    Every output record goes to every sink (usually one: Kafka, files, or a test sink).
+    Every output record goes to every sink (usually one: Kafka, files, or a test sink);
+    `views` receives the stock view of every changed sku (the Redis read model).
     """
     if not sources or not sinks:
         raise ValueError("build_flow needs at least one source and one sink")
@@ -110,10 +126,20 @@ def build_flow(
     keyed: Any = split.falses
 
     def builder(resume: bytes | None) -> DecideLogic:
-        return DecideLogic(settings, clock, resume, recovery)
+        return DecideLogic(settings, clock, resume, recovery, views=views is not None)
 
-    decided = op.stateful_batch("decide_triggers", keyed, builder)
-    outputs = op.merge("merge_outputs", op.key_rm("unkey_decisions", decided), dead)
+    decided: Any = op.key_rm("unkey_decisions", op.stateful_batch("decide_triggers", keyed, builder))
+    if views is not None:
+        split_views = op.branch("split_views", decided, lambda x: type(x) is StockView)
+        op.output("write_views", split_views.trues, views)
+        decided = split_views.falses
+    outputs: Any = op.merge("merge_outputs", decided, dead)
+    keyed_outputs: Any = None
     for name, sink in sinks.items():
-        op.output(f"write_{name}", outputs, sink)
+        if isinstance(sink, FixedPartitionedSink):
+            if keyed_outputs is None:
+                keyed_outputs = op.key_on("key_outputs", outputs, lambda r: r.key or "")
+            op.output(f"write_{name}", keyed_outputs, sink)
+        else:
+            op.output(f"write_{name}", outputs, sink)
     return flow

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["NOT_DECODED", "OutRecord", "RawRecord"]
+__all__ = ["NOT_DECODED", "OutRecord", "RawRecord", "StockView"]
 
 NOT_DECODED: Final[Any] = object()
 
@@ -43,3 +43,11 @@ class OutRecord:
     value: bytes
     label: str = ""
     event_ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StockView:
+    """The current stock view of one sku, for the Redis read model (not a topic message)."""
+
+    sku: str
+    view: dict[str, Any]

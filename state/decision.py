@@ -126,12 +126,20 @@ class DecisionState:
 class Decider:
     """Apply the contract's rules to one partition's state."""
 
-    __slots__ = ("clock", "rules", "state")
+    __slots__ = ("clock", "dirty", "rules", "state")
 
-    def __init__(self, state: DecisionState, rules: RuleSettings, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        state: DecisionState,
+        rules: RuleSettings,
+        clock: Callable[[], int],
+        track_views: bool = False,
+    ) -> None:
         self.state = state
         self.rules = rules
         self.clock = clock
+        # Skus whose stock view changed since the last `take_views`; None when not tracked.
+        self.dirty: set[str] | None = set() if track_views else None
 
     # ---- product side: broadcast to every partition ----
 
@@ -152,6 +160,8 @@ class Decider:
 
     def _after_change(self, sku: str, s: SkuState, ts: int, out: list[Emit]) -> None:
         """Retract this partition's recent sends of a sku that has just become unavailable."""
+        if self.dirty is not None:
+            self.dirty.add(sku)
         now_ok = self._stock_ok(s) and self._catalog_ok(s)
         if s.available and not now_ok:
             self._retract(sku, s, ts, out)
@@ -237,10 +247,14 @@ class Decider:
                 s.add_sale(o.ts, line.qty, rules.velocity_window)
                 loc_name = line.location if line.location is not None else s.best_location()
                 if loc_name is None:
+                    if self.dirty is not None:
+                        self.dirty.add(line.sku)
                     continue
                 loc = s.locs.get(loc_name)
                 if loc is None:
                     # A location we hold no stock for: its first level will include this order.
+                    if self.dirty is not None:
+                        self.dirty.add(line.sku)
                     continue
                 charges.append((line.sku, loc_name, line.qty))
                 loc.apply(o.ts, -line.qty, rules.stock_lateness)
@@ -278,6 +292,33 @@ class Decider:
             owner = self.state.customers.get(o.customer_id)
             if owner is not None and o.order_id in owner.orders:
                 owner.orders[o.order_id][2] = True
+
+    def take_views(self) -> list[dict[str, Any]]:
+        """Return the stock view of every sku changed since the last call, and forget them."""
+        if not self.dirty:
+            return []
+        st = self.state
+        rules = self.rules
+        now = st.watermark
+        per_day = 86_400_000 / rules.velocity_window
+        views = []
+        for sku in sorted(self.dirty):
+            s = st.skus.get(sku)
+            if s is None:
+                continue
+            views.append(
+                {
+                    "sku": sku,
+                    "atp": s.atp(),
+                    "known": s.known,
+                    "available": self._stock_ok(s) and self._catalog_ok(s),
+                    "locations": {name: loc.atp for name, loc in sorted(s.locs.items())},
+                    "units_per_day": s.units_sold(now, rules.velocity_window) * per_day,
+                    "updated_ts": now,
+                }
+            )
+        self.dirty.clear()
+        return views
 
     # ---- customer side: triggers ----
 

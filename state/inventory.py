@@ -119,10 +119,13 @@ class SkuState:
             if sales[0][0] < oldest:
                 self.sales = [b for b in sales if b[0] >= oldest]
         else:
-            # Late order: add it to its bucket if it is still kept.
-            for b in sales:
+            # A late order (another partition was ahead): same totals as in time order.
+            for i, b in enumerate(sales):
                 if b[0] == hour:
                     b[1] += units
+                    break
+                if b[0] > hour:
+                    sales.insert(i, [hour, units])
                     break
 
     def units_sold(self, now: int, window: int) -> int:

@@ -118,6 +118,39 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, seed=args.seed, speed=args.speed, out_dir=args.out, hours=args.hours)
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the live job on Kafka until stopped."""
+    from stockguard.live import run_live
+
+    addresses = args.addresses.split(";") if args.addresses else None
+    if args.process_id is not None and not addresses:
+        print("stockguard run: -i needs -a with every process address", file=sys.stderr)
+        return 2
+    print(
+        f"stockguard run: brokers {settings.kafka.bootstrap_servers}, {args.workers} worker(s), "
+        f"recovery {'in ' + args.recovery_dir if args.recovery_dir else 'off'}",
+        file=sys.stderr,
+    )
+    run_live(
+        settings,
+        workers=args.workers,
+        process_id=args.process_id,
+        addresses=addresses,
+        recovery_dir=args.recovery_dir,
+        backup_interval_s=args.backup_interval,
+    )
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the contract's topics."""
+    from stockguard.live import create_topics
+
+    rows = create_topics(settings)
+    print_table(rows)
+    return 1 if any(outcome.startswith("failed") for _, outcome in rows) else 0
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print every setting, its value (secrets masked) and its env var."""
     rows = describe(settings)
@@ -147,6 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo", help="directory for <topic>.jsonl outputs (default out/demo)")
     d.add_argument("--config", dest="sub_config", help="TOML settings file")
     d.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="run the live job on Kafka (and the Redis read model)")
+    run.add_argument("-w", "--workers", type=int, default=1, help="workers in this process (default 1)")
+    run.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster")
+    run.add_argument("-a", "--addresses", help='every process address, "host:port;host:port"')
+    run.add_argument("-r", "--recovery-dir", help="recovery directory (SQLite); created when missing")
+    run.add_argument("-b", "--backup-interval", type=float, default=60.0, help="seconds of old snapshots kept")
+    run.add_argument("--config", dest="sub_config", help="TOML settings file")
+    run.set_defaults(func=cmd_run)
+
+    tp = sub.add_parser("topics", help="manage the contract's Kafka topics")
+    tp.add_argument("action", choices=["create"], help="create every missing topic")
+    tp.add_argument("--config", dest="sub_config", help="TOML settings file")
+    tp.set_defaults(func=cmd_topics)
 
     c = sub.add_parser("config", help="show the effective settings and their env vars")
     c.add_argument("--config", dest="sub_config", help="TOML settings file")

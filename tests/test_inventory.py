@@ -143,3 +143,14 @@ def test_sales_buckets_drop_outside_the_window() -> None:
     s.add_sale(T0 + 3_600_000, 2, 2 * 3_600_000)
     s.add_sale(T0 + 4 * 3_600_000, 1, 2 * 3_600_000)
     assert s.units_sold(T0 + 4 * 3_600_000, 2 * 3_600_000) == 1
+
+
+def test_late_orders_count_as_if_they_came_in_time_order() -> None:
+    window = 24 * 3_600_000
+    in_order, late = SkuState(), SkuState()
+    for ts, units in ((T0, 2), (T0 + 3_600_000, 3), (T0 + 3 * 3_600_000, 5)):
+        in_order.add_sale(ts, units, window)
+    for ts, units in ((T0 + 3 * 3_600_000, 5), (T0, 2), (T0 + 3_600_000, 3)):
+        late.add_sale(ts, units, window)
+    assert late.sales == in_order.sales
+    assert late.units_sold(T0 + 3 * 3_600_000, window) == 10
