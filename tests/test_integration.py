@@ -241,8 +241,13 @@ class OutputReader:
 
 
 def start_flow(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    if args and args[0] == "bytewax.run":
+        # Bytewax's own runner with our flow factory.
+        cmd = [sys.executable, "-m", "bytewax.run", "stockguard.live:get_flow()", *args[1:]]
+    else:
+        cmd = [*STOCKGUARD, "run", *args]
     return subprocess.Popen(
-        [*STOCKGUARD, "run", *args],
+        cmd,
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -321,6 +326,11 @@ def assert_same(result: dict[str, Any]) -> None:
 def test_live_run_on_one_worker_decides_like_the_replay(services: Services) -> None:
     settings, env = isolated(services)
     assert_same(run_live_phases(services, settings, env, [["-w", "1"]]))
+
+
+def test_bytewax_run_with_the_flow_factory_decides_like_the_replay(services: Services) -> None:
+    settings, env = isolated(services)
+    assert_same(run_live_phases(services, settings, env, [["bytewax.run", "-w", "1"]]))
 
 
 def test_two_workers_decide_like_the_replay(services: Services) -> None:
