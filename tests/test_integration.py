@@ -525,3 +525,23 @@ def _final_views(settings: Settings, msgs: list[Message]) -> list[StockView]:
     for v in out:
         last[v.sku] = v
     return list(last.values())
+
+
+def test_topics_create_makes_every_contract_topic_with_its_policy(services: Services) -> None:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    settings, _env = isolated(services)  # creates them
+    admin = AdminClient({"bootstrap.servers": services.kafka})
+    t = settings.topics
+    md = admin.list_topics(timeout=10).topics
+    for topic in (*t.inputs(), *t.outputs()):
+        assert topic in md and len(md[topic].partitions) == 2
+    resources = [ConfigResource("topic", t.products), ConfigResource("topic", t.triggers)]
+    configs = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
+    assert configs[t.products]["cleanup.policy"].value == "compact"
+    assert configs[t.triggers]["cleanup.policy"].value == "delete"
+    assert configs[t.triggers]["retention.ms"].value == str(settings.kafka.retention)
+    # Running it again changes nothing and says so.
+    from stockguard.live import create_topics
+
+    assert {outcome for _topic, outcome in create_topics(settings)} == {"exists"}
