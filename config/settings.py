@@ -164,6 +164,16 @@ class SurgeSettings:
     units_per_staff_hour: float = 60.0
     drain_horizon: int = _duration(120 * 60_000)
     drain_min_campaign_share: float = 0.5
+    # Units in the surge window before a drain projection counts: one order is no trend.
+    drain_min_units: int = 5
+    # Merchandising insights.
+    insight_min_atp: int = 20
+    no_views_window: int = _duration(12 * _H)
+    insight_min_history: int = _duration(6 * _H)
+    overstock_days: float = 60.0
+    overstock_min_margin_rate: float = 0.4
+    # Sku monitor partitions (drain alerts, insights): fixed, like decision partitions.
+    monitor_partitions: int = 4
 
 
 @dataclass(frozen=True, slots=True)

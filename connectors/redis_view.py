@@ -1,7 +1,9 @@
 """The Redis read model: per-sku stock for send-time checks by the email platform.
 
 Key schema (prefix `redis.prefix`, default `stockguard`), each key expiring `redis.ttl`
-(default 7 days) after its last update:
+(default 7 days) after its last update; `{prefix}:campaign:{campaign_id}` hashes hold the
+live campaign view (orders, units, revenue, gross_margin, media_cost, roas, active,
+updated_ts):
 
     {prefix}:sku:{sku}   hash
         atp             ATP over all locations (each at max(0, ATP))
@@ -31,14 +33,26 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from prometheus_client import Counter
 
-from flows.records import StockView
+from flows.records import CampaignView, StockView
 
 __all__ = ["REDIS_ERRORS", "RedisViewSink", "ViewWriter", "view_mapping"]
 
 log = logging.getLogger(__name__)
 
+Mapping = dict[str | bytes, bytes | float | int | str]
+
 REDIS_ERRORS = Counter("stockguard_redis_errors", "Failed writes of the Redis read model (retried)")
 REDIS_WRITES = Counter("stockguard_redis_view_writes", "Sku views written to the Redis read model")
+
+
+def campaign_mapping(view: dict[str, Any]) -> dict[str | bytes, bytes | float | int | str]:
+    """Flatten a campaign view into the fields of its Redis hash."""
+    m: dict[str | bytes, bytes | float | int | str] = {}
+    for k, v in view.items():
+        if v is None:
+            continue
+        m[k] = int(v) if isinstance(v, bool) else v
+    return m
 
 
 def view_mapping(view: dict[str, Any]) -> dict[str | bytes, bytes | float | int | str]:
@@ -69,9 +83,10 @@ class ViewWriter:
         self._prefix = prefix
         self._ttl = ttl_s
         self._batch = batch
-        self._pending: dict[str, dict[str, Any]] = {}
-        # Newest view of every sku seen: the source of full re-syncs.
-        self._latest: dict[str, dict[str, Any]] = {}
+        # Redis key -> hash fields, newest only.
+        self._pending: dict[str, Mapping] = {}
+        # Newest fields of every key seen: the source of full re-syncs.
+        self._latest: dict[str, Mapping] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
@@ -80,12 +95,18 @@ class ViewWriter:
         self._thread = threading.Thread(target=self._run, name="stockguard-redis-view", daemon=True)
         self._thread.start()
 
-    def submit(self, views: list[StockView]) -> None:
-        """Queue the newest view of each sku; never blocks on Redis."""
+    def submit(self, views: list[StockView | CampaignView]) -> None:
+        """Queue the newest view of each sku or campaign; never blocks on Redis."""
         with self._lock:
             for v in views:
-                self._pending[v.sku] = v.view
-                self._latest[v.sku] = v.view
+                if type(v) is StockView:
+                    key = f"{self._prefix}:sku:{v.sku}"
+                    mapping = view_mapping(v.view)
+                else:
+                    key = f"{self._prefix}:campaign:{v.campaign_id}"  # type: ignore[union-attr]
+                    mapping = campaign_mapping(v.view)
+                self._pending[key] = mapping
+                self._latest[key] = mapping
         self._wake.set()
 
     def _resync_all(self) -> None:
@@ -98,7 +119,7 @@ class ViewWriter:
         with self._lock:
             return len(self._pending)
 
-    def _take(self) -> dict[str, dict[str, Any]]:
+    def _take(self) -> dict[str, Mapping]:
         with self._lock:
             if len(self._pending) <= self._batch:
                 taken, self._pending = self._pending, {}
@@ -108,7 +129,7 @@ class ViewWriter:
                 taken[sku] = self._pending.pop(sku)
             return taken
 
-    def _put_back(self, taken: dict[str, dict[str, Any]]) -> None:
+    def _put_back(self, taken: dict[str, Mapping]) -> None:
         with self._lock:
             for sku, view in taken.items():
                 # A newer view submitted meanwhile wins.
@@ -140,9 +161,8 @@ class ViewWriter:
                         self._resync_all()
                         continue
                     pipe = client.pipeline(transaction=False)
-                    for sku, view in taken.items():
-                        key = f"{self._prefix}:sku:{sku}"
-                        pipe.hset(key, mapping=view_mapping(view))
+                    for key, mapping in taken.items():
+                        pipe.hset(key, mapping=mapping)
                         pipe.expire(key, self._ttl)
                     pipe.execute()
                     self.written += len(taken)
@@ -173,18 +193,18 @@ class ViewWriter:
         self._thread.join(timeout=1.0)
 
 
-class _ViewPartition(StatelessSinkPartition[StockView]):
+class _ViewPartition(StatelessSinkPartition[StockView | CampaignView]):
     def __init__(self, writer: ViewWriter) -> None:
         self._writer = writer
 
-    def write_batch(self, items: list[StockView]) -> None:
+    def write_batch(self, items: list[StockView | CampaignView]) -> None:
         self._writer.submit(items)
 
     def close(self) -> None:
         self._writer.close()
 
 
-class RedisViewSink(DynamicSink[StockView]):
+class RedisViewSink(DynamicSink[StockView | CampaignView]):
     """Feed the Redis read model; a Redis outage never slows or stops the flow."""
 
     def __init__(self, url: str, prefix: str = "stockguard", ttl_s: int = 7 * 86_400) -> None:

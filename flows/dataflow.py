@@ -1,8 +1,11 @@
 """Wire the decision dataflow: the same `build_flow` runs on Kafka, on files and in tests.
 
-    sources ─► route_events ─┬─► decide_triggers (keyed by decision partition) ─┬─► sinks
-                             └─► dead letters ────────────────────────────────────┘
-                                 decide_triggers, partition 0 ─► stock views ─► view sink (Redis)
+    sources ─► route_events ─┬─► decide_triggers (decision partitions) ──────────────┬─► sinks
+                             ├─► dead letters ────────────────────────────────────────┤
+                             ├─► monitor_skus (sku partitions) ─┬─ drain, insights ───┤
+                             │                                  └─► watch_locations ──┘
+                             └─► track_campaigns ─► campaign views ─┬─► view sinks
+                                 decide_triggers, partition 0 ─► stock views ─┘ (Redis, gauges)
 
 Sinks that are `FixedPartitionedSink`s (Kafka) receive `(key, record)` pairs routed by the
 message key, so per-key order holds; the others receive records.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import bytewax.operators as op
@@ -24,8 +27,9 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import FixedPartitionedSink, Sink
 
 from config.settings import Settings
-from flows.records import OutRecord, RawRecord, StockView
-from flows.routing import Event, Router, encode_emits
+from flows.operations import CampaignLogic, MonitorLogic, SurgeLogic
+from flows.records import CampaignView, OutRecord, RawRecord, StockView
+from flows.routing import CAMPAIGNS_KEY, Event, Router, encode_emits
 from state.decision import Decider, DecisionState, Emit
 from state.models import Order, Product, StockAdjustment, StockLevel, Trigger
 
@@ -104,7 +108,7 @@ def build_flow(
     sources: Mapping[str, Source[RawRecord]],
     sinks: Mapping[str, Sink[OutRecord] | Sink[tuple[str, OutRecord]]],
     *,
-    views: Sink[StockView] | None = None,
+    views: Sink[StockView | CampaignView] | Sequence[Sink[StockView | CampaignView]] = (),
     clock: Callable[[], int] = wall_clock_ms,
     recovery: bool = False,
     flow_id: str = "stockguard",
@@ -112,10 +116,12 @@ def build_flow(
     """Build the stockguard dataflow from named sources to named sinks.
 
     Every output record goes to every sink (usually one: Kafka, files, or a test sink);
-    `views` receives the stock view of every changed sku (the Redis read model).
+    each of `views` receives the stock view of every changed sku and the campaign views
+    (the Redis read model, Prometheus gauges).
     """
     if not sources or not sinks:
         raise ValueError("build_flow needs at least one source and one sink")
+    view_sinks = [views] if isinstance(views, Sink) else list(views)
     flow = Dataflow(flow_id)
     streams = [op.input(f"read_{name}", flow, src) for name, src in sources.items()]
     raw = streams[0] if len(streams) == 1 else op.merge("merge_inputs", *streams)
@@ -123,17 +129,37 @@ def build_flow(
     routed = op.flat_map("route_events", raw, router.route)
     split = op.branch("split_dead_letters", routed, lambda x: type(x) is OutRecord)
     dead: Any = split.trues
-    keyed: Any = split.falses
+    # Keys: "0".."P-1" decision partitions, "m0".."mM-1" monitor partitions, CAMPAIGNS_KEY.
+    to_monitor: Any = op.branch("split_monitor", split.falses, lambda x: x[0][0] == "m")
+    to_campaigns: Any = op.branch("split_campaigns", to_monitor.falses, lambda x: x[0] == CAMPAIGNS_KEY)
+    keyed: Any = to_campaigns.falses
 
-    def builder(resume: bytes | None) -> DecideLogic:
-        return DecideLogic(settings, clock, resume, recovery, views=views is not None)
+    def decide(resume: bytes | None) -> DecideLogic:
+        return DecideLogic(settings, clock, resume, recovery, views=bool(view_sinks))
 
-    decided: Any = op.key_rm("unkey_decisions", op.stateful_batch("decide_triggers", keyed, builder))
-    if views is not None:
-        split_views = op.branch("split_views", decided, lambda x: type(x) is StockView)
-        op.output("write_views", split_views.trues, views)
-        decided = split_views.falses
-    outputs: Any = op.merge("merge_outputs", decided, dead)
+    decided: Any = op.key_rm("unkey_decisions", op.stateful_batch("decide_triggers", keyed, decide))
+    split_views = op.branch("split_views", decided, lambda x: type(x) is StockView)
+    decided = split_views.falses
+
+    def monitor(resume: bytes | None) -> MonitorLogic:
+        return MonitorLogic(settings, resume, recovery)
+
+    monitored: Any = op.key_rm("unkey_monitor", op.stateful_batch("monitor_skus", to_monitor.trues, monitor))
+    split_ops = op.branch("split_charged", monitored, lambda x: type(x) is not OutRecord)
+    to_locations = op.key_on("key_locations", split_ops.trues, lambda _x: "locations")
+
+    def surge(resume: bytes | None) -> SurgeLogic:
+        return SurgeLogic(settings, resume, recovery)
+
+    surges: Any = op.key_rm("unkey_surges", op.stateful_batch("watch_locations", to_locations, surge))
+
+    def campaigns(resume: bytes | None) -> CampaignLogic:
+        return CampaignLogic(settings, resume, recovery)
+
+    campaign_views: Any = op.key_rm(
+        "unkey_campaigns", op.stateful_batch("track_campaigns", to_campaigns.trues, campaigns)
+    )
+    outputs: Any = op.merge("merge_outputs", decided, dead, split_ops.falses, surges)
     keyed_outputs: Any = None
     for name, sink in sinks.items():
         if isinstance(sink, FixedPartitionedSink):
@@ -142,4 +168,8 @@ def build_flow(
             op.output(f"write_{name}", keyed_outputs, sink)
         else:
             op.output(f"write_{name}", outputs, sink)
+    if view_sinks:
+        all_views: Any = op.merge("merge_views", split_views.trues, campaign_views)
+        for i, vs in enumerate(view_sinks):
+            op.output("write_views" if i == 0 else f"write_views_{i}", all_views, vs)
     return flow

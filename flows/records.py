@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["NOT_DECODED", "OutRecord", "RawRecord", "StockView"]
+__all__ = ["NOT_DECODED", "CampaignView", "OutRecord", "RawRecord", "StockView"]
 
 NOT_DECODED: Final[Any] = object()
 
@@ -50,4 +50,12 @@ class StockView:
     """The current stock view of one sku, for the Redis read model (not a topic message)."""
 
     sku: str
+    view: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignView:
+    """The live view of one campaign, for Prometheus gauges and the Redis read model."""
+
+    campaign_id: str
     view: dict[str, Any]

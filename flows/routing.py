@@ -29,11 +29,15 @@ from state.models import (
     parse_stock,
     parse_trigger,
 )
+from state.monitor import OrderLineEvent, monitor_partition_of
 
-__all__ = ["Event", "Router", "encode_emits"]
+__all__ = ["CAMPAIGNS_KEY", "Event", "Router", "encode_emits"]
 
 Event = StockLevel | StockAdjustment | Order | Product | Trigger
-Routed = tuple[str, tuple[int, Event]]
+# (key, payload): decision partitions "0".."P-1" and monitor partitions "m0".."mM-1" get
+# (index, event); the campaign tracker's single key gets the event.
+Routed = tuple[str, Any]
+CAMPAIGNS_KEY = "campaigns"
 
 
 def _text(raw: bytes | None) -> str:
@@ -61,6 +65,9 @@ class Router:
         }
         self.broadcast_topics = {t.stock, t.orders, t.products}
         self.trigger_topic = t.triggers
+        self.t = t
+        self.monitors = settings.surge.monitor_partitions
+        self.monitor_keys = [f"m{j}" for j in range(self.monitors)]
 
     def dead_letter(self, rec: RawRecord, error: str) -> OutRecord:
         """Build the dead-letter record of an input that cannot be used."""
@@ -98,13 +105,39 @@ class Router:
             ev = parser(value)
         except ContractError as exc:
             return [self.dead_letter(rec, str(exc))]
-        if rec.topic == self.trigger_topic:
+        topic = rec.topic
+        t = self.t
+        if topic == self.trigger_topic:
             i = partition_of(ev.customer_id, self.partitions)
             return [(self.keys[i], (i, ev))]
-        if rec.topic in self.broadcast_topics:
-            return [(k, (i, ev)) for i, k in enumerate(self.keys)]
-        # Clickstream and campaigns are validated here; the insight flows consume them.
-        return []
+        if topic == t.clickstream:
+            if ev.type != "product_view" or ev.sku is None:
+                return []
+            return [self._to_monitor(ev.sku, ev)]
+        out: list[Routed | OutRecord] = []
+        if topic in self.broadcast_topics:
+            out = [(k, (i, ev)) for i, k in enumerate(self.keys)]
+        if topic == t.stock or topic == t.products:
+            out.append(self._to_monitor(ev.sku, ev))
+        if topic == t.orders:
+            for line in ev.lines:
+                out.append(
+                    self._to_monitor(
+                        line.sku,
+                        OrderLineEvent(
+                            ev.ts, ev.order_id, ev.status, ev.campaign_id, line.sku, line.qty, line.location
+                        ),
+                    )
+                )
+            if ev.campaign_id is not None or ev.status == "cancelled":
+                out.append((CAMPAIGNS_KEY, ev))
+        elif topic == t.products or topic == t.campaigns:
+            out.append((CAMPAIGNS_KEY, ev))
+        return out
+
+    def _to_monitor(self, sku: str, item: Any) -> Routed:
+        j = monitor_partition_of(sku, self.monitors)
+        return (self.monitor_keys[j], (j, item))
 
 
 def encode_emits(emits: list[Emit], settings: Settings) -> list[OutRecord]:

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from bytewax.dataflow import Dataflow
+from bytewax.outputs import Sink
 
 from config.settings import Settings, load_settings
 from connectors.kafka import KafkaInput, KafkaOutput
+from connectors.metrics import CampaignGauges
 from flows.dataflow import build_flow
+from flows.records import CampaignView, StockView
 
 __all__ = ["build_live_flow", "create_topics", "get_flow", "run_live"]
 
@@ -41,12 +44,14 @@ def build_live_flow(settings: Settings, recovery: bool) -> Dataflow:
         idle_poll_ms=settings.kafka.idle_poll_ms,
     )
     sink = KafkaOutput(conf, parts=settings.kafka.sink_parts, flush_timeout=settings.kafka.flush_timeout / 1000)
-    views = None
+    views: list[Sink[StockView | CampaignView]] = [CampaignGauges()]
     if settings.redis.enabled:
         from connectors.redis_view import RedisViewSink
 
-        views = RedisViewSink(
-            settings.redis.url.get_secret_value(), prefix=settings.redis.prefix, ttl_s=settings.redis.ttl // 1000
+        views.append(
+            RedisViewSink(
+                settings.redis.url.get_secret_value(), prefix=settings.redis.prefix, ttl_s=settings.redis.ttl // 1000
+            )
         )
     return build_flow(settings, {"kafka": source}, {"kafka": sink}, views=views, recovery=recovery)
 

@@ -523,7 +523,8 @@ def _final_views(settings: Settings, msgs: list[Message]) -> list[StockView]:
     )
     last: dict[str, StockView] = {}
     for v in out:
-        last[v.sku] = v
+        if isinstance(v, StockView):
+            last[v.sku] = v
     return list(last.values())
 
 

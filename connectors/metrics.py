@@ -1,0 +1,64 @@
+"""Prometheus metrics fed by the flow's view records.
+
+Campaign gauges carry `campaign_id` as a label, which is bounded: only active campaigns
+have series; a campaign that ends has its series removed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from prometheus_client import Gauge
+
+from flows.records import CampaignView, StockView
+
+__all__ = ["CAMPAIGN_GAUGES", "CampaignGauges"]
+
+_FIELDS = {
+    "orders": ("stockguard_campaign_orders", "Orders attributed to an active campaign"),
+    "units": ("stockguard_campaign_units", "Units ordered through an active campaign"),
+    "revenue": ("stockguard_campaign_revenue", "Revenue of an active campaign, shop currency"),
+    "gross_margin": ("stockguard_campaign_gross_margin", "Gross margin (price - unit cost) of an active campaign"),
+    "media_cost": ("stockguard_campaign_media_cost", "Media cost of an active campaign, shop currency"),
+}
+
+CAMPAIGN_GAUGES = {field: Gauge(name, doc, ["campaign_id"]) for field, (name, doc) in _FIELDS.items()}
+
+
+class CampaignGauges(DynamicSink[StockView | CampaignView]):
+    """Export active campaigns as gauges, and keep the latest view of every campaign."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._exported: set[str] = set()
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _GaugePartition:
+        """Share one view table across this process's workers."""
+        return _GaugePartition(self)
+
+    def update(self, view: dict[str, Any]) -> None:
+        """Apply one campaign view to the gauges."""
+        cid = view["campaign_id"]
+        with self._lock:
+            self.latest[cid] = view
+            if view["active"]:
+                for field, gauge in CAMPAIGN_GAUGES.items():
+                    gauge.labels(campaign_id=cid).set(view[field])
+                self._exported.add(cid)
+            elif cid in self._exported:
+                for gauge in CAMPAIGN_GAUGES.values():
+                    gauge.remove(cid)
+                self._exported.discard(cid)
+
+
+class _GaugePartition(StatelessSinkPartition[StockView | CampaignView]):
+    def __init__(self, sink: CampaignGauges) -> None:
+        self._sink = sink
+
+    def write_batch(self, items: list[StockView | CampaignView]) -> None:
+        for item in items:
+            if type(item) is CampaignView:
+                self._sink.update(item.view)

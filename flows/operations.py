@@ -1,0 +1,143 @@
+"""Bytewax logics of the operations side: sku monitor, location surges, campaign view.
+
+Thin shells around the pure transitions in `state.monitor`, `state.surge` and
+`state.campaigns`: they dispatch events, encode messages and snapshot (only when
+recovery is on, pickled, so the snapshot is immutable).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from bytewax.operators import StatefulBatchLogic
+
+from config.settings import Settings
+from flows.records import CampaignView, OutRecord
+from state.campaigns import CampaignState, CampaignTracker
+from state.models import Campaign, Click, Order, Product, StockAdjustment, StockLevel
+from state.monitor import Alert, Monitor, MonitorState, OrderLineEvent
+from state.surge import Charged, SurgeState, SurgeWatcher, Tick
+
+__all__ = ["CampaignLogic", "MonitorLogic", "SurgeLogic", "encode_alerts"]
+
+
+def encode_alerts(alerts: list[Alert], settings: Settings) -> list[OutRecord]:
+    """Encode surge/drain alerts (keyed by location) and insights (keyed by sku)."""
+    t = settings.topics
+    out = []
+    for kind, key, msg in alerts:
+        if kind == "alert":
+            out.append(OutRecord(t.surge_alerts, key, orjson.dumps(msg), f"{msg['kind']}:{msg['status']}", msg["ts"]))
+        else:
+            out.append(OutRecord(t.insights, key, orjson.dumps(msg), msg["kind"], msg["ts"]))
+    return out
+
+
+def _snapshot(keep: bool, state: object) -> bytes | None:
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL) if keep else None
+
+
+class MonitorLogic(StatefulBatchLogic[tuple[int, Any], OutRecord | Charged | Tick, bytes | None]):
+    """Run one sku monitor partition."""
+
+    def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
+        self.settings = settings
+        self.keep = keep
+        self.monitor: Monitor | None = None
+        if resume is not None:
+            self.monitor = Monitor(pickle.loads(resume), settings.rules, settings.surge)  # noqa: S301
+
+    def on_batch(self, values: list[tuple[int, Any]]) -> tuple[Iterable[OutRecord | Charged | Tick], bool]:
+        """Apply a batch of this partition's sku events."""
+        m = self.monitor
+        if m is None:
+            m = self.monitor = Monitor(MonitorState(values[0][0]), self.settings.rules, self.settings.surge)
+        alerts: list[Alert] = []
+        ticks: list[Tick] = []
+        charged: list[Charged] = []
+        for _, ev in values:
+            tp = type(ev)
+            if tp is Click:
+                m.on_click(ev, alerts, ticks)
+            elif tp is OrderLineEvent:
+                m.on_line(ev, alerts, ticks, charged)
+            elif tp is StockLevel or tp is StockAdjustment:
+                m.on_stock(ev, alerts, ticks)
+            elif tp is Product:
+                m.on_product(ev, alerts, ticks)
+        out: list[OutRecord | Charged | Tick] = []
+        if alerts:
+            out.extend(encode_alerts(alerts, self.settings))
+        out.extend(charged)
+        if ticks:
+            out.append(ticks[-1])
+        return (out, StatefulBatchLogic.RETAIN)
+
+    def snapshot(self) -> bytes | None:
+        """Return the pickled partition when recovery is on."""
+        return _snapshot(self.keep and self.monitor is not None, self.monitor.state if self.monitor else None)
+
+
+class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
+    """Watch every location for order surges (one key: locations are few)."""
+
+    def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
+        self.settings = settings
+        self.keep = keep
+        state: SurgeState = pickle.loads(resume) if resume is not None else SurgeState()  # noqa: S301
+        self.watcher = SurgeWatcher(state, settings.surge)
+
+    def on_batch(self, values: list[Charged | Tick]) -> tuple[Iterable[OutRecord], bool]:
+        """Count charged units and evaluate minutes as event time passes."""
+        msgs: list[dict[str, Any]] = []
+        w = self.watcher
+        for v in values:
+            if type(v) is Charged:
+                w.on_charged(v, msgs)
+            else:
+                w.on_tick(v.ts, msgs)
+        if not msgs:
+            return ((), StatefulBatchLogic.RETAIN)
+        return (encode_alerts([("alert", m["location"], m) for m in msgs], self.settings), StatefulBatchLogic.RETAIN)
+
+    def snapshot(self) -> bytes | None:
+        """Return the pickled surge state when recovery is on."""
+        return _snapshot(self.keep, self.watcher.state)
+
+
+class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign, CampaignView, bytes | None]):
+    """Keep the live campaign view (one key: campaigns are few)."""
+
+    def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
+        self.keep = keep
+        state: CampaignState = pickle.loads(resume) if resume is not None else CampaignState()  # noqa: S301
+        self.tracker = CampaignTracker(state, settings.rules.order_ttl)
+
+    def on_batch(self, values: list[Order | Product | Campaign]) -> tuple[Iterable[CampaignView], bool]:
+        """Attribute orders and emit the views that changed."""
+        views: list[dict[str, Any]] = []
+        t = self.tracker
+        for v in values:
+            tp = type(v)
+            if tp is Order:
+                t.on_order(v, views)  # type: ignore[arg-type]
+            elif tp is Product:
+                t.on_product(v, views)  # type: ignore[arg-type]
+            elif tp is Campaign:
+                t.on_campaign(v, views)  # type: ignore[arg-type]
+        return ([CampaignView(v["campaign_id"], v) for v in views], StatefulBatchLogic.RETAIN)
+
+    def on_eof(self) -> tuple[Iterable[CampaignView], bool]:
+        """Emit the final views of a finite stream (a replay)."""
+        t = self.tracker
+        st = t.state
+        views = [t.view(cid) for cid in sorted(st.dirty)]
+        st.dirty.clear()
+        return ([CampaignView(v["campaign_id"], v) for v in views], StatefulBatchLogic.RETAIN)
+
+    def snapshot(self) -> bytes | None:
+        """Return the pickled campaign state when recovery is on."""
+        return _snapshot(self.keep, self.tracker.state)

@@ -1,0 +1,302 @@
+"""Per-sku monitoring: where order units are charged, stock-drain alerts, merch insights.
+
+A monitor partition owns the skus that hash to it. It keeps each sku's ATP (the same
+arithmetic as the decisions, `state.inventory`), a minute window of units ordered with
+their campaign attribution and location, the last product view, and alert/insight memory.
+
+- Every placed order line is charged to its location (or the one with the highest ATP)
+  and forwarded as `Charged` to the location surge watcher.
+- Stock drain: projected minutes to stock-out at the windowed rate (units over
+  `surge_window`) below `drain_horizon` while campaigns drive at least
+  `drain_min_campaign_share` of the units, with at least `drain_min_units` units in the
+  window (a single order is no trend): one `open` alert per drain episode, keyed by
+  the location that shipped most of the units; `resolved` on restock (a stock event that
+  raises ATP so that the projection is back above the horizon).
+- Insights, checked hourly (event time) and on catalog changes, each at most once per sku
+  per day: `invisible_in_stock` (ATP >= `insight_min_atp` but offline in the catalog, or
+  no product view for `no_views_window` while in stock) and `overstock` (days of cover
+  above `overstock_days` with a margin rate of at least `overstock_min_margin_rate`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from config.settings import RuleSettings, SurgeSettings
+from state.inventory import LocStock, SkuState
+from state.models import Click, Product, StockAdjustment, StockLevel
+from state.surge import Charged, Tick
+from state.windows import MINUTE, MinuteWindow
+
+__all__ = ["Monitor", "MonitorState", "OrderLineEvent", "monitor_partition_of"]
+
+_HOUR: Final = 3_600_000
+_DAY: Final = 86_400_000
+
+
+def monitor_partition_of(sku: str, partitions: int) -> int:
+    """Return the monitor partition of a sku: stable across processes and runs."""
+    return zlib.crc32(sku.encode()) % partitions if partitions > 1 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineEvent:
+    """One line of an order, routed to its sku's monitor partition."""
+
+    ts: int
+    order_id: str
+    status: str
+    campaign_id: str | None
+    sku: str
+    qty: int
+    location: str | None
+
+
+class SkuWatch:
+    """Hold what the monitor knows of one sku."""
+
+    __slots__ = ("charged", "drain", "first_ts", "insights", "last_view", "stock", "window")
+
+    def __init__(self, ts: int, horizon_min: int) -> None:
+        self.stock = SkuState()
+        self.window = MinuteWindow(horizon_min)
+        # order_id -> (location, qty, ts): cancellations give units back where charged.
+        self.charged: dict[str, tuple[str, int, int]] = {}
+        self.first_ts = ts
+        self.last_view = -1
+        # Open drain alert: (alert_id, location) or None.
+        self.drain: tuple[str, str] | None = None
+        # Insight kind -> event time it was last sent.
+        self.insights: dict[str, int] = {}
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.stock, self.window, self.charged, self.first_ts, self.last_view, self.drain, self.insights)
+
+    def __setstate__(self, s: tuple[Any, ...]) -> None:
+        (self.stock, self.window, self.charged, self.first_ts, self.last_view, self.drain, self.insights) = s
+
+
+class MonitorState:
+    """Hold one monitor partition's skus and clock."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.skus: dict[str, SkuWatch] = {}
+        self.watermark = 0
+        self.next_sweep = 0
+
+
+Alert = tuple[str, str, dict[str, Any]]  # (kind "alert" | "insight", key, message)
+
+
+class Monitor:
+    """Apply the monitoring rules to one partition's events."""
+
+    def __init__(self, state: MonitorState, rules: RuleSettings, cfg: SurgeSettings) -> None:
+        self.state = state
+        self.rules = rules
+        self.cfg = cfg
+        self.w = max(1, cfg.surge_window // MINUTE)
+        self.b = max(1, cfg.baseline_window // MINUTE)
+        self.horizon = self.w + self.b + 2
+
+    def _sku(self, sku: str, ts: int) -> SkuWatch:
+        s = self.state.skus.get(sku)
+        if s is None:
+            s = self.state.skus[sku] = SkuWatch(ts, self.horizon)
+        return s
+
+    def _advance(self, ts: int, out: list[Alert], ticks: list[Tick]) -> None:
+        st = self.state
+        if ts <= st.watermark:
+            return
+        if ts // MINUTE > st.watermark // MINUTE:
+            ticks.append(Tick(ts))
+        st.watermark = ts
+        if ts >= st.next_sweep:
+            st.next_sweep = (ts // _HOUR + 1) * _HOUR
+            self.sweep(out)
+
+    # ---- events ----
+
+    def on_stock(self, ev: StockLevel | StockAdjustment, out: list[Alert], ticks: list[Tick]) -> None:
+        """Apply a stock event; a restock may resolve a drain alert."""
+        self._advance(ev.ts, out, ticks)
+        w = self._sku(ev.sku, ev.ts)
+        before = w.stock.atp()
+        loc = w.stock.locs.get(ev.location)
+        if loc is None:
+            loc = w.stock.locs[ev.location] = LocStock()
+        if isinstance(ev, StockLevel):
+            loc.set_level(ev.ts, ev.on_hand, ev.reserved)
+        else:
+            loc.apply(ev.ts, ev.delta, self.rules.stock_lateness)
+        if w.drain is not None and w.stock.atp() > before:
+            upm = self._rate(w, ev.ts)
+            if upm <= 0 or w.stock.atp() / upm >= self.cfg.drain_horizon / MINUTE:
+                out.append(("alert", w.drain[1], self._drain_message(ev.sku, w, "resolved", ev.ts, w.drain[1])))
+                w.drain = None
+
+    def on_product(self, p: Product, out: list[Alert], ticks: list[Tick]) -> None:
+        """Apply a catalog record; an offline sku in stock is an insight."""
+        self._advance(p.ts, out, ticks)
+        w = self._sku(p.sku, p.ts)
+        if w.stock.product is not None and w.stock.product.ts > p.ts:
+            return
+        w.stock.product = p
+        self._insights(p.sku, w, p.ts, out)
+
+    def on_click(self, c: Click, out: list[Alert], ticks: list[Tick]) -> None:
+        """Remember the last product view of a sku."""
+        self._advance(c.ts, out, ticks)
+        if c.type == "product_view" and c.sku is not None:
+            w = self._sku(c.sku, c.ts)
+            if c.ts > w.last_view:
+                w.last_view = c.ts
+
+    def on_line(self, ln: OrderLineEvent, out: list[Alert], ticks: list[Tick], charged: list[Charged]) -> None:
+        """Charge a placed line to a location, count it, and check for a stock drain."""
+        self._advance(ln.ts, out, ticks)
+        w = self._sku(ln.sku, ln.ts)
+        stock = w.stock
+        if ln.status == "cancelled":
+            prior = w.charged.pop(ln.order_id, None)
+            if prior is not None:
+                loc = stock.locs.get(prior[0])
+                if loc is not None:
+                    loc.apply(ln.ts, prior[1], self.rules.stock_lateness)
+            return
+        if ln.order_id in w.charged:
+            return  # redelivered
+        loc_name = ln.location if ln.location is not None else stock.best_location()
+        loc_atp = 0
+        if loc_name is not None:
+            loc = stock.locs.get(loc_name)
+            if loc is not None:
+                loc.apply(ln.ts, -ln.qty, self.rules.stock_lateness)
+                loc_atp = loc.atp
+            w.charged[ln.order_id] = (loc_name, ln.qty, ln.ts)
+            charged.append(Charged(ln.ts, loc_name, ln.sku, ln.qty, ln.campaign_id, loc_atp))
+        stock.add_sale(ln.ts, ln.qty, self.rules.velocity_window)
+        w.window.add(ln.ts, ln.qty, ln.campaign_id, loc_name, self.state.watermark)
+        self._check_drain(ln.sku, w, ln.ts, out)
+
+    # ---- rules ----
+
+    def _rate(self, w: SkuWatch, now: int) -> float:
+        minute = now // MINUTE
+        return MinuteWindow.total(w.window.span(minute - self.w + 1, minute)) / self.w
+
+    def _check_drain(self, sku: str, w: SkuWatch, now: int, out: list[Alert]) -> None:
+        if w.drain is not None or not w.stock.known:
+            return
+        minute = now // MINUTE
+        window = w.window.span(minute - self.w + 1, minute)
+        units = MinuteWindow.total(window)
+        if units < max(1, self.cfg.drain_min_units):
+            return
+        upm = units / self.w
+        campaign_units = sum(MinuteWindow.campaigns(window).values())
+        if campaign_units / units < self.cfg.drain_min_campaign_share:
+            return
+        if w.stock.atp() / upm >= self.cfg.drain_horizon / MINUTE:
+            return
+        by_loc = MinuteWindow.keys(window)
+        location = min(by_loc, key=lambda k: (-by_loc[k], k)) if by_loc else (w.stock.best_location() or "")
+        w.drain = (f"{sku}-{now}", location)
+        out.append(("alert", location, self._drain_message(sku, w, "open", now, location)))
+
+    def _drain_message(self, sku: str, w: SkuWatch, status: str, now: int, location: str) -> dict[str, Any]:
+        minute = now // MINUTE
+        window = w.window.span(minute - self.w + 1, minute)
+        base = w.window.span(minute - self.w - self.b + 1, minute - self.w)
+        units = MinuteWindow.total(window)
+        upm = units / self.w
+        base_upm = max(MinuteWindow.total(base) / self.b, self.cfg.min_baseline_units_per_min)
+        by_campaign = MinuteWindow.campaigns(window)
+        atp = w.stock.atp()
+        assert w.drain is not None  # noqa: S101 - messages exist only for episodes
+        return {
+            "alert_id": w.drain[0],
+            "kind": "stock_drain",
+            "status": status,
+            "ts": now,
+            "location": location,
+            "sku": sku,
+            "units_per_min": round(upm, 2),
+            "baseline_units_per_min": round(base_upm, 2),
+            "ratio": round(upm / base_upm, 2),
+            "campaign_share": round(sum(by_campaign.values()) / units, 2) if units else 0.0,
+            "campaign_ids": [c for c, _ in sorted(by_campaign.items(), key=lambda kv: (-kv[1], kv[0]))],
+            "top_skus": [
+                {
+                    "sku": sku,
+                    "units_per_min": round(upm, 2),
+                    "atp": atp,
+                    "minutes_to_stockout": round(atp / upm, 1) if upm > 0 else None,
+                }
+            ],
+            "recommended_extra_staff": 0,
+        }
+
+    def _insights(self, sku: str, w: SkuWatch, now: int, out: list[Alert]) -> None:
+        cfg = self.cfg
+        p = w.stock.product
+        if p is None or not p.active or not w.stock.known:
+            return
+        atp = w.stock.atp()
+        if atp < cfg.insight_min_atp:
+            return
+        if not p.online:
+            self._insight(
+                sku, w, now, "invisible_in_stock", f"offline in the catalog with {atp} units available", atp, out
+            )
+        elif now - max(w.last_view, w.first_ts) >= cfg.no_views_window:
+            hours = (now - max(w.last_view, w.first_ts)) / _HOUR
+            self._insight(
+                sku, w, now, "invisible_in_stock", f"no product views for {hours:.0f} h while in stock", atp, out
+            )
+        tracked = min(now - w.first_ts, self.rules.velocity_window)
+        if p.online and tracked >= cfg.insight_min_history and p.price > 0:
+            sold = w.stock.units_sold(now, self.rules.velocity_window)
+            per_day = sold / (tracked / _DAY)
+            cover = atp / per_day if per_day > 0 else float("inf")
+            margin_rate = p.margin / p.price
+            if cover > cfg.overstock_days and margin_rate >= cfg.overstock_min_margin_rate:
+                shown = "no sales" if per_day == 0 else f"{cover:.0f} days of cover"
+                self._insight(
+                    sku,
+                    w,
+                    now,
+                    "overstock",
+                    f"{shown} at a {margin_rate:.0%} margin: a candidate to promote",
+                    atp,
+                    out,
+                    days_of_cover=None if per_day == 0 else round(cover, 1),
+                    unit_margin=round(p.margin, 2),
+                )
+
+    def _insight(
+        self, sku: str, w: SkuWatch, now: int, kind: str, detail: str, atp: int, out: list[Alert], **extra: Any
+    ) -> None:
+        last = w.insights.get(kind)
+        if last is not None and now - last < _DAY:
+            return
+        w.insights[kind] = now
+        msg: dict[str, Any] = {"kind": kind, "sku": sku, "atp": atp, "ts": now, "detail": detail}
+        msg.update(extra)
+        out.append(("insight", sku, msg))
+
+    def sweep(self, out: list[Alert]) -> None:
+        """Check insights of every sku and evict windows that closed."""
+        now = self.state.watermark
+        for sku in sorted(self.state.skus):
+            w = self.state.skus[sku]
+            w.window.evict(now)
+            if w.charged:
+                cut = now - self.rules.order_ttl
+                if any(ts < cut for _l, _q, ts in w.charged.values()):
+                    w.charged = {k: v for k, v in w.charged.items() if v[2] >= cut}
+            self._insights(sku, w, now, out)
