@@ -15,6 +15,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from config.settings import Settings
 from connectors.files import JsonlSink, OutputStats
+from connectors.metrics import CampaignGauges
 from connectors.simulator import SimConfig, simulate
 from flows.dataflow import build_flow
 from flows.records import RawRecord
@@ -121,12 +122,27 @@ class LiveStats(OutputStats):
         self.last = time.monotonic()
 
     def add(self, items: list[Any]) -> None:
-        """Count a batch and print a status line when due."""
+        """Count a batch, print surge alerts as they come, and a status line when due."""
         super().add(items)
+        surge_topic = self.settings.topics.surge_alerts
+        for r in items:
+            if r.topic == surge_topic and r.label.startswith("order_surge"):
+                self.print_alert(orjson.loads(r.value))
         now = time.monotonic()
         if now - self.last >= self.every:
             self.last = now
             self.print_line()
+
+    def print_alert(self, a: dict[str, Any]) -> None:
+        """Print one order-surge alert the way the warehouse would read it."""
+        when = datetime.fromtimestamp(a["ts"] / 1000, UTC).strftime("%a %H:%M")
+        campaigns = ", ".join(a["campaign_ids"]) or "no campaign"
+        self.stream.write(
+            f"[{when}] ALERT order_surge {a['status']} at {a['location']}: {a['units_per_min']:g} units/min, "
+            f"{a['ratio']:g}x the baseline {a['baseline_units_per_min']:g}; {a['campaign_share']:.0%} from "
+            f"{campaigns}; recommended extra staff {a['recommended_extra_staff']}\n"
+        )
+        self.stream.flush()
 
     def print_line(self) -> None:
         """Print the running totals with the simulated time of day."""
@@ -162,16 +178,24 @@ def run_demo(
         f"stockguard demo: {hours:g} h of Cyber Monday (seed {seed}) at {speed:g}x, "
         f"about {hours * 3600 / speed:.0f} s; outputs in {out_dir}/\n"
     )
+    gauges = CampaignGauges()
     flow = build_flow(
         settings,
         {"sim": PacedSimSource(cfg, speed, progress)},
         {"files": JsonlSink(out_dir, stats)},
+        views=[gauges],
     )
     start = time.monotonic()
     # Short epochs: the demo is about watching decisions arrive.
     run_local(flow, epoch_ms=1000)
     stats.print_line()
     print_table(summary_rows(settings, stats, progress.events, time.monotonic() - start), stream)
+    for view in sorted(gauges.latest.values(), key=lambda v: -v["revenue"]):
+        stream.write(
+            f"campaign {view['campaign_id']}: {view['orders']:,} orders, {view['units']:,} units, "
+            f"revenue {view['revenue']:,.2f}, gross margin {view['gross_margin']:,.2f}, "
+            f"media cost {view['media_cost']:,.2f}\n"
+        )
     approved = Path(out_dir) / f"{settings.topics.approved}.jsonl"
     if approved.exists():
         for line in approved.read_bytes().splitlines():

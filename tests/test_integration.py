@@ -511,6 +511,9 @@ def test_a_redis_outage_changes_no_decision_and_the_view_catches_up(own_redis: t
             break
         time.sleep(0.3)
     assert mismatched == []
+    # The campaign view is there too.
+    campaign = client.hgetall("it:campaign:cm-cyber")
+    assert int(campaign[b"orders"]) > 0 and float(campaign[b"revenue"]) > 0 and b"media_cost" in campaign
     assert 0 < client.ttl(f"it:sku:{next(iter(final))}") <= 7 * 86_400
 
 

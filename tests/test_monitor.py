@@ -1,0 +1,199 @@
+"""Sku monitor (charging, stock drain, insights) and the campaign view."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from config.settings import Settings
+from state.campaigns import CampaignState, CampaignTracker
+from state.models import parse_campaign, parse_click, parse_order, parse_product, parse_stock
+from state.monitor import Alert, Monitor, MonitorState, OrderLineEvent
+from state.surge import Charged, Tick
+from tests.helpers import HOUR, MIN, T0, level, order, product
+
+S = Settings()
+
+
+class M:
+    """Feed contract messages into one monitor partition."""
+
+    def __init__(self, **surge: Any) -> None:
+        cfg = dataclasses.replace(S.surge, **surge)
+        self.m = Monitor(MonitorState(0), S.rules, cfg)
+        self.alerts: list[Alert] = []
+        self.ticks: list[Tick] = []
+        self.charged: list[Charged] = []
+
+    def stock(self, msg: dict[str, Any]) -> None:
+        self.m.on_stock(parse_stock(msg), self.alerts, self.ticks)
+
+    def product(self, msg: dict[str, Any]) -> None:
+        self.m.on_product(parse_product(msg), self.alerts, self.ticks)
+
+    def order(self, msg: dict[str, Any]) -> None:
+        o = parse_order(msg)
+        for ln in o.lines:
+            self.m.on_line(
+                OrderLineEvent(o.ts, o.order_id, o.status, o.campaign_id, ln.sku, ln.qty, ln.location),
+                self.alerts,
+                self.ticks,
+                self.charged,
+            )
+
+    def view(self, sku: str, ts: int) -> None:
+        self.m.on_click(
+            parse_click(
+                {
+                    "event_id": "c",
+                    "ts": ts,
+                    "type": "product_view",
+                    "customer_id": "c1",
+                    "session_id": "s",
+                    "sku": sku,
+                    "qty": 1,
+                }
+            ),
+            self.alerts,
+            self.ticks,
+        )
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m for k, _key, m in self.alerts if (m.get("kind") if k == "alert" else k) == kind or m["kind"] == kind]
+
+
+def test_lines_are_charged_to_their_location_or_the_highest_atp() -> None:
+    m = M()
+    m.stock(level("A", 10, location="WH-PARIS"))
+    m.stock(level("A", 30, location="WH-LYON"))
+    m.order(order("o1", "c1", [("A", 2, "WH-PARIS")], ts=T0 + MIN, campaign_id="cm"))
+    m.order(order("o2", "c1", [("A", 3)], ts=T0 + MIN))
+    assert [(c.location, c.qty, c.campaign_id, c.loc_atp) for c in m.charged] == [
+        ("WH-PARIS", 2, "cm", 8),
+        ("WH-LYON", 3, None, 27),
+    ]
+
+
+def test_ticks_mark_each_new_event_minute() -> None:
+    m = M()
+    m.stock(level("A", 10, ts=T0))
+    m.stock(level("A", 10, ts=T0 + 10_000))
+    m.stock(level("A", 10, ts=T0 + MIN + 1))
+    assert [t.ts for t in m.ticks] == [T0, T0 + MIN + 1]
+
+
+def drain_setup(campaign: str | None = "cm-42", qty: int = 40) -> M:
+    m = M()
+    m.product(product("A"))
+    m.stock(level("A", qty))
+    for i in range(6):
+        m.order(order(f"o{i}", f"c{i}", [("A", 1, "WH-PARIS")], ts=T0 + i * 30_000, campaign_id=campaign))
+    return m
+
+
+def test_stock_drain_opens_once_per_episode_keyed_by_location() -> None:
+    m = drain_setup()
+    drains = m.of("stock_drain")
+    assert len(drains) == 1
+    d = drains[0]
+    assert d["status"] == "open" and d["location"] == "WH-PARIS" and d["sku"] == "A"
+    assert d["campaign_ids"] == ["cm-42"] and d["campaign_share"] == 1.0
+    assert d["top_skus"][0]["minutes_to_stockout"] < S.surge.drain_horizon / MIN
+    m.order(order("o9", "c9", [("A", 1, "WH-PARIS")], ts=T0 + 4 * MIN, campaign_id="cm-42"))
+    assert len(m.of("stock_drain")) == 1
+
+
+def test_no_drain_when_campaigns_drive_less_than_half() -> None:
+    assert drain_setup(campaign=None).of("stock_drain") == []
+
+
+def test_no_drain_when_stock_covers_the_horizon() -> None:
+    assert drain_setup(qty=10_000).of("stock_drain") == []
+
+
+def test_restock_resolves_the_drain() -> None:
+    m = drain_setup()
+    m.stock(
+        {
+            "event_id": "r",
+            "ts": T0 + 5 * MIN,
+            "type": "adjustment",
+            "sku": "A",
+            "location": "WH-PARIS",
+            "delta": 5000,
+            "reason": "receipt",
+        }
+    )
+    drains = m.of("stock_drain")
+    assert [d["status"] for d in drains] == ["open", "resolved"]
+    assert drains[0]["alert_id"] == drains[1]["alert_id"]
+
+
+def test_offline_in_stock_is_invisible_once_a_day() -> None:
+    m = M()
+    m.stock(level("A", 100))
+    m.product(product("A", online=False, ts=T0 + 1))
+    m.product(product("A", online=False, ts=T0 + 2))
+    ins = m.of("invisible_in_stock")
+    assert len(ins) == 1 and ins[0]["sku"] == "A" and ins[0]["atp"] == 100 and "offline" in ins[0]["detail"]
+    m.product(product("A", online=False, ts=T0 + 25 * HOUR))
+    assert len(m.of("invisible_in_stock")) == 2
+
+
+def test_no_views_for_a_window_while_in_stock_is_invisible() -> None:
+    m = M()
+    m.product(product("A"))
+    m.product(product("B"))
+    m.stock(level("A", 100))
+    m.stock(level("B", 100))
+    for h in range(0, 14):
+        m.view("B", T0 + h * HOUR + 1)
+    ins = m.of("invisible_in_stock")
+    assert [i["sku"] for i in ins] == ["A"] and "no product views" in ins[0]["detail"]
+
+
+def test_overstock_needs_cover_and_margin() -> None:
+    m = M()
+    m.product(product("RICH", price=20.0, unit_cost=8.0))  # 60 % margin
+    m.product(product("THIN", price=20.0, unit_cost=18.0))  # 10 % margin
+    m.product(product("FAST", price=20.0, unit_cost=8.0))
+    for s in ("RICH", "THIN", "FAST"):
+        m.stock(level(s, 500))
+    for h in range(0, 8):
+        m.order(order(f"o{h}", "c", [("FAST", 60, "WH-PARIS")], ts=T0 + h * HOUR + 5))
+        for s in ("RICH", "THIN", "FAST"):
+            m.view(s, T0 + h * HOUR + 10)
+    over = m.of("overstock")
+    assert [o["sku"] for o in over] == ["RICH"]
+    assert over[0]["unit_margin"] == 12.0
+
+
+def test_campaign_view_attributes_orders_and_takes_cancellations_back() -> None:
+    st = CampaignState()
+    t = CampaignTracker(st, S.rules.order_ttl)
+    out: list[dict[str, Any]] = []
+    t.on_product(parse_product(product("A", price=20.0, unit_cost=8.0)), out)
+    t.on_campaign(
+        parse_campaign(
+            {
+                "campaign_id": "cm",
+                "ts": T0,
+                "name": "Cyber",
+                "start_ts": T0,
+                "end_ts": T0 + HOUR,
+                "audience_size": 10,
+                "media_cost": 100.0,
+            }
+        ),
+        out,
+    )
+    t.on_order(parse_order(order("o1", "c1", [("A", 2)], ts=T0 + MIN, campaign_id="cm")), out)
+    t.on_order(parse_order(order("o2", "c2", [("A", 1)], ts=T0 + MIN, campaign_id="cm")), out)
+    t.on_order(parse_order(order("o2", "c2", [("A", 1)], ts=T0 + MIN + 1, status="cancelled")), out)
+    t.advance(T0 + 2 * MIN, out)
+    v = out[-1]
+    assert v["campaign_id"] == "cm" and v["active"] is True
+    assert (v["orders"], v["units"], v["revenue"], v["gross_margin"], v["media_cost"]) == (1, 2, 40.0, 24.0, 100.0)
+    assert v["roas"] == 0.4
+    t.advance(T0 + 2 * HOUR, out)
+    assert out[-1]["active"] is False
