@@ -12,12 +12,13 @@ RUN python -m venv /opt/stockguard \
  && /opt/stockguard/bin/pip install --no-cache-dir .
 
 FROM python:3.12-slim-bookworm
-RUN useradd --system --uid 10001 --home-dir /app stockguard
+RUN useradd --system --uid 10001 --home-dir /app stockguard \
+ && mkdir -p /var/lib/stockguard /app/out && chown stockguard /var/lib/stockguard /app/out
 COPY --from=build /opt/stockguard /opt/stockguard
 ENV PATH=/opt/stockguard/bin:$PATH PYTHONUNBUFFERED=1
 WORKDIR /app
 USER stockguard
-# Prometheus metrics (Bytewax's API server and ours share it).
-EXPOSE 3030
+# Prometheus metrics (Bytewax's API server serves ours too), then /healthz and /readyz.
+EXPOSE 3030 8081
 ENTRYPOINT ["stockguard"]
 CMD ["demo"]

@@ -98,6 +98,14 @@ def parse_duration(value: object) -> int:
     raise SettingsError(f"expected a duration like 5m, 16h or 7d, got {value!r}")
 
 
+def format_duration(ms: int) -> str:
+    """Write milliseconds in the largest whole unit: 86400000 -> 1d, 90000 -> 90s."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
 def _duration(default: int) -> Any:
     return field(default=default, metadata={"duration": True})
 
@@ -232,6 +240,15 @@ class Settings:
     recovery_dir: str = ""
     snapshot_interval: int = _duration(10_000)
     epoch_interval: int = _duration(10_000)
+    # Bytewax's API server serves /metrics here (plus the process id with -i).
+    metrics_port: int = 3030
+    # /healthz and /readyz (plus the process id with -i).
+    health_port: int = 8081
+    health_host: str = "0.0.0.0"  # noqa: S104 - probes come from outside the container
+    log_format: str = "json"
+    log_level: str = "INFO"
+    # Key of the hash that stands for customer ids outside the decision topics.
+    customer_hash_key: SecretStr = field(default_factory=lambda: SecretStr(""))
 
     def __post_init__(self) -> None:
         if self.decision_partitions < 1:
@@ -368,7 +385,7 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
                 )
                 rows.append((f"{prefix}{f.name}", shown, "STOCKGUARD_KAFKA_PROPERTY_<NAME>"))
                 continue
-            text = str(value)
+            text = format_duration(value) if f.metadata.get("duration") else str(value)
             rows.append((f"{prefix}{f.name}", text, f"{env_prefix}{f.name.upper()}"))
 
     walk(settings, "", "STOCKGUARD_")

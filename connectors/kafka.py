@@ -23,9 +23,19 @@ from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
+from connectors.health import HEALTH
+from connectors.metrics import CONSUMER_LAG, DELIVERY_FAILURES, EVENTS_READ
 from flows.records import OutRecord, RawRecord
 
 log = logging.getLogger(__name__)
@@ -42,11 +52,17 @@ def list_partitions(config: Mapping[str, str], topics: Iterable[str], timeout: f
     admin = AdminClient(dict[str, str | int | float | bool](config))
     parts: list[str] = []
     for topic in topics:
-        md = admin.list_topics(topic, timeout=timeout)
+        try:
+            md = admin.list_topics(topic, timeout=timeout)
+        except KafkaException as exc:
+            HEALTH.kafka_ok(False, f"metadata: {exc.args[0].str() if exc.args else exc}")
+            raise
         tmd = md.topics[topic]
         if tmd.error is not None:
+            HEALTH.kafka_ok(False, f"topic {topic}: {tmd.error.str()}")
             raise RuntimeError(f"cannot list partitions of Kafka topic {topic!r}: {tmd.error.str()}")
         parts.extend(f"{i}-{topic}" for i in sorted(tmd.partitions))
+    HEALTH.kafka_ok(True)
     return parts
 
 
@@ -59,18 +75,29 @@ class _InputPartition(StatefulSourcePartition[RawRecord, int]):
         start: int,
         batch_size: int,
         idle: timedelta,
+        input_name: str,
     ) -> None:
         self._consumer = Consumer(config)
         self._topic = topic
         self._partition = partition
+        self._tp = TopicPartition(topic, partition)
         self._consumer.assign([TopicPartition(topic, partition, start)])
         self._batch_size = batch_size
         self._idle = idle
         self._next_offset = start
         self._awake: datetime | None = None
+        self._read = EVENTS_READ.labels(input_name)
+        self._lag = CONSUMER_LAG.labels(topic, str(partition))
+        self._next_lag = 0.0
+        HEALTH.assigned_partition()
 
     def next_batch(self) -> list[RawRecord]:
+        HEALTH.beat()
         msgs = self._consumer.consume(self._batch_size, 0)
+        now = time.monotonic()
+        if now >= self._next_lag:
+            self._next_lag = now + 2.0
+            self._update_lag()
         if not msgs:
             self._awake = datetime.now(UTC) + self._idle
             return []
@@ -82,12 +109,20 @@ class _InputPartition(StatefulSourcePartition[RawRecord, int]):
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     continue
+                HEALTH.kafka_ok(False, f"consume {topic}[{part}]: {err.str()}")
                 raise RuntimeError(f"error consuming Kafka topic {topic!r} partition {part}: {err}")
             ts_type, ts = m.timestamp()
             offset = m.offset() or 0
             out.append(RawRecord(topic, m.key(), m.value(), part, offset, ts if ts_type else None))
             self._next_offset = offset + 1
+        self._read.inc(len(out))
         return out
+
+    def _update_lag(self) -> None:
+        # Cached: the high watermark arrives with every fetch response, no extra request.
+        _low, high = self._consumer.get_watermark_offsets(self._tp, cached=True)
+        if high >= 0 and self._next_offset >= 0:
+            self._lag.set(max(0, high - self._next_offset))
 
     def next_awake(self) -> datetime | None:
         return self._awake
@@ -96,6 +131,7 @@ class _InputPartition(StatefulSourcePartition[RawRecord, int]):
         return self._next_offset
 
     def close(self) -> None:
+        HEALTH.released_partition()
         self._consumer.close()
 
 
@@ -110,12 +146,14 @@ class KafkaInput(FixedPartitionedSource[RawRecord, int]):
         from_end: bool = False,
         batch_size: int = 1000,
         idle_poll_ms: float = 1.0,
+        input_names: Mapping[str, str] | None = None,
     ) -> None:
         self.config = dict(config)
         self.topics = list(topics)
         self.from_end = from_end
         self.batch_size = batch_size
         self.idle = timedelta(milliseconds=idle_poll_ms)
+        self.input_names = dict(input_names or {})
 
     def list_parts(self) -> list[str]:
         """List every partition of every input topic (any worker can read any)."""
@@ -135,7 +173,8 @@ class KafkaInput(FixedPartitionedSource[RawRecord, int]):
             start = resume_state
         else:
             start = OFFSET_END if self.from_end else OFFSET_BEGINNING
-        return _InputPartition(conf, topic, int(idx), start, self.batch_size, self.idle)
+        name = self.input_names.get(topic, topic)
+        return _InputPartition(conf, topic, int(idx), start, self.batch_size, self.idle, name)
 
 
 class _OutputPartition(StatefulSinkPartition[OutRecord, None]):
@@ -149,6 +188,7 @@ class _OutputPartition(StatefulSinkPartition[OutRecord, None]):
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
+            DELIVERY_FAILURES.inc()
             self._failures.append(f"{msg.topic()}: {err}")
         else:
             self.delivered += 1

@@ -31,8 +31,8 @@ from typing import Any
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from prometheus_client import Counter
 
+from connectors.metrics import REDIS_ERRORS, REDIS_WRITES
 from flows.records import CampaignView, StockView
 
 __all__ = ["REDIS_ERRORS", "RedisViewSink", "ViewWriter", "view_mapping"]
@@ -40,9 +40,6 @@ __all__ = ["REDIS_ERRORS", "RedisViewSink", "ViewWriter", "view_mapping"]
 log = logging.getLogger(__name__)
 
 Mapping = dict[str | bytes, bytes | float | int | str]
-
-REDIS_ERRORS = Counter("stockguard_redis_errors", "Failed writes of the Redis read model (retried)")
-REDIS_WRITES = Counter("stockguard_redis_view_writes", "Sku views written to the Redis read model")
 
 
 def campaign_mapping(view: dict[str, Any]) -> dict[str | bytes, bytes | float | int | str]:

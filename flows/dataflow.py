@@ -27,6 +27,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import FixedPartitionedSink, Sink
 
 from config.settings import Settings
+from connectors.metrics import MetricsSink, StateGauges
 from flows.operations import CampaignLogic, MonitorLogic, SurgeLogic
 from flows.records import CampaignView, OutRecord, RawRecord, StockView
 from flows.routing import CAMPAIGNS_KEY, Event, Router, encode_emits
@@ -56,6 +57,7 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, b
         self.clock = clock
         self.keep_snapshots = keep_snapshots
         self.views = views
+        self.gauges = StateGauges("decide_triggers")
         self.decider: Decider | None = None
         if resume is not None:
             state: DecisionState = pickle.loads(resume)  # noqa: S301 - our own recovery store
@@ -73,12 +75,18 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, b
             index = values[0][0]
             decider = self.decider = self._decider(DecisionState(index, self.settings.decision_partitions))
         emits: list[Emit] = []
+        source_ts: dict[int, int] = {}
         on_trigger = decider.on_trigger
-        for _, ev in values:
+        for item in values:
+            ev = item[1]
             # Exact type checks: cheaper than isinstance chains on the hot path.
             tp = type(ev)
             if tp is Trigger:
                 on_trigger(ev, emits)  # type: ignore[arg-type]
+                kafka_ts = item[2]  # type: ignore[misc]
+                if kafka_ts is not None:
+                    # Exactly one decision per trigger: the last emit.
+                    source_ts[len(emits) - 1] = kafka_ts
             elif tp is StockLevel or tp is StockAdjustment:
                 decider.on_stock(ev, emits)  # type: ignore[arg-type]
             elif tp is Order:
@@ -87,9 +95,10 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, b
                 decider.on_product(ev, emits)  # type: ignore[arg-type]
         out: list[OutRecord | StockView] = []
         if emits:
-            out.extend(encode_emits(emits, self.settings))
+            out.extend(encode_emits(emits, self.settings, source_ts))
         if decider.dirty:
             out.extend(StockView(v["sku"], v) for v in decider.take_views())
+        self.gauges.maybe_set(decider.state.index, decider.state.sizes)
         return (out, StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> bytes | None:
@@ -160,6 +169,7 @@ def build_flow(
         "unkey_campaigns", op.stateful_batch("track_campaigns", to_campaigns.trues, campaigns)
     )
     outputs: Any = op.merge("merge_outputs", decided, dead, split_ops.falses, surges)
+    op.output("count_outputs", outputs, MetricsSink(settings))
     keyed_outputs: Any = None
     for name, sink in sinks.items():
         if isinstance(sink, FixedPartitionedSink):

@@ -15,6 +15,7 @@ import orjson
 from bytewax.operators import StatefulBatchLogic
 
 from config.settings import Settings
+from connectors.metrics import SURGE_OPEN, StateGauges
 from flows.records import CampaignView, OutRecord
 from state.campaigns import CampaignState, CampaignTracker
 from state.models import Campaign, Click, Order, Product, StockAdjustment, StockLevel
@@ -46,6 +47,7 @@ class MonitorLogic(StatefulBatchLogic[tuple[int, Any], OutRecord | Charged | Tic
     def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
         self.settings = settings
         self.keep = keep
+        self.gauges = StateGauges("monitor_skus")
         self.monitor: Monitor | None = None
         if resume is not None:
             self.monitor = Monitor(pickle.loads(resume), settings.rules, settings.surge)  # noqa: S301
@@ -74,6 +76,7 @@ class MonitorLogic(StatefulBatchLogic[tuple[int, Any], OutRecord | Charged | Tic
         out.extend(charged)
         if ticks:
             out.append(ticks[-1])
+        self.gauges.maybe_set(m.state.index, lambda: {"skus": len(m.state.skus)})
         return (out, StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> bytes | None:
@@ -89,6 +92,7 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
         self.keep = keep
         state: SurgeState = pickle.loads(resume) if resume is not None else SurgeState()  # noqa: S301
         self.watcher = SurgeWatcher(state, settings.surge)
+        self.gauges = StateGauges("watch_locations")
 
     def on_batch(self, values: list[Charged | Tick]) -> tuple[Iterable[OutRecord], bool]:
         """Count charged units and evaluate minutes as event time passes."""
@@ -99,6 +103,10 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
                 w.on_charged(v, msgs)
             else:
                 w.on_tick(v.ts, msgs)
+        self.gauges.maybe_set(0, lambda: {"locations": len(w.state.locations)})
+        for name, loc in w.state.locations.items():
+            # Few locations: cheap per batch, and right again after a restore.
+            SURGE_OPEN.labels(name).set(1 if loc.alert_id is not None else 0)
         if not msgs:
             return ((), StatefulBatchLogic.RETAIN)
         return (encode_alerts([("alert", m["location"], m) for m in msgs], self.settings), StatefulBatchLogic.RETAIN)
@@ -115,6 +123,7 @@ class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign, CampaignView,
         self.keep = keep
         state: CampaignState = pickle.loads(resume) if resume is not None else CampaignState()  # noqa: S301
         self.tracker = CampaignTracker(state, settings.rules.order_ttl)
+        self.gauges = StateGauges("track_campaigns")
 
     def on_batch(self, values: list[Order | Product | Campaign]) -> tuple[Iterable[CampaignView], bool]:
         """Attribute orders and emit the views that changed."""
@@ -128,6 +137,8 @@ class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign, CampaignView,
                 t.on_product(v, views)  # type: ignore[arg-type]
             elif tp is Campaign:
                 t.on_campaign(v, views)  # type: ignore[arg-type]
+        st = t.state
+        self.gauges.maybe_set(0, lambda: {"campaigns": len(st.meta), "orders": len(st.ledger)})
         return ([CampaignView(v["campaign_id"], v) for v in views], StatefulBatchLogic.RETAIN)
 
     def on_eof(self) -> tuple[Iterable[CampaignView], bool]:

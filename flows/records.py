@@ -43,6 +43,8 @@ class OutRecord:
     value: bytes
     label: str = ""
     event_ts: int | None = None
+    # Kafka timestamp of the input that caused it (decision latency), when read from Kafka.
+    source_ts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

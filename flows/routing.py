@@ -109,7 +109,8 @@ class Router:
         t = self.t
         if topic == self.trigger_topic:
             i = partition_of(ev.customer_id, self.partitions)
-            return [(self.keys[i], (i, ev))]
+            # The Kafka timestamp rides along for the decision-latency metric.
+            return [(self.keys[i], (i, ev, rec.timestamp))]
         if topic == t.clickstream:
             if ev.type != "product_view" or ev.sku is None:
                 return []
@@ -140,15 +141,19 @@ class Router:
         return (self.monitor_keys[j], (j, item))
 
 
-def encode_emits(emits: list[Emit], settings: Settings) -> list[OutRecord]:
-    """Encode decision outputs as messages of the contract's output topics."""
+def encode_emits(emits: list[Emit], settings: Settings, source_ts: dict[int, int] | None = None) -> list[OutRecord]:
+    """Encode decision outputs as messages of the contract's output topics.
+
+    `source_ts` maps an emit's index to the Kafka timestamp of the trigger it decides.
+    """
     t = settings.topics
     out = []
-    for kind, key, msg in emits:
+    src = source_ts or {}
+    for i, (kind, key, msg) in enumerate(emits):
         if kind == APPROVED:
-            out.append(OutRecord(t.approved, key, orjson.dumps(msg), msg["decision"], msg["ts"]))
+            out.append(OutRecord(t.approved, key, orjson.dumps(msg), msg["decision"], msg["ts"], src.get(i)))
         elif kind == SUPPRESSED:
-            out.append(OutRecord(t.suppressed, key, orjson.dumps(msg), msg["reason"], msg["ts"]))
+            out.append(OutRecord(t.suppressed, key, orjson.dumps(msg), msg["reason"], msg["ts"], src.get(i)))
         elif kind == RETRACTED:
             out.append(OutRecord(t.retracted, key, orjson.dumps(msg), msg["reason"], msg["ts"]))
     return out

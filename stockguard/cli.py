@@ -151,6 +151,13 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if any(outcome.startswith("failed") for _, outcome in rows) else 0
 
 
+def cmd_loadgen(args: argparse.Namespace, settings: Settings) -> int:
+    """Produce simulated days to Kafka."""
+    from stockguard.loadgen import run_loadgen
+
+    return run_loadgen(settings, seed=args.seed, speed=args.speed, loops=args.loops, hours=args.hours)
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print every setting, its value (secrets masked) and its env var."""
     rows = describe(settings)
@@ -194,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("action", choices=["create"], help="create every missing topic")
     tp.add_argument("--config", dest="sub_config", help="TOML settings file")
     tp.set_defaults(func=cmd_topics)
+
+    lg = sub.add_parser("loadgen", help="produce the demo simulator's events to Kafka")
+    lg.add_argument("--seed", type=int, default=42, help="simulation seed (default 42)")
+    lg.add_argument("--speed", type=float, default=60.0, help="event time per wall time (default 60)")
+    lg.add_argument("--hours", type=float, default=24.0, help="simulated hours per day (default 24)")
+    lg.add_argument("--loops", type=int, default=1, help="days to produce (default 1)")
+    lg.add_argument("--config", dest="sub_config", help="TOML settings file")
+    lg.set_defaults(func=cmd_loadgen)
 
     c = sub.add_parser("config", help="show the effective settings and their env vars")
     c.add_argument("--config", dest="sub_config", help="TOML settings file")

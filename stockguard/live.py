@@ -10,6 +10,7 @@ restart resumes from the last snapshot instead of re-reading the topics.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from datetime import timedelta
@@ -21,11 +22,14 @@ from bytewax.outputs import Sink
 
 from config.settings import Settings, load_settings
 from connectors.kafka import KafkaInput, KafkaOutput
-from connectors.metrics import CampaignGauges
+from connectors.metrics import CampaignGauges, input_names
 from flows.dataflow import build_flow
 from flows.records import CampaignView, StockView
+from stockguard.observability import setup_logging, start_health_server
 
 __all__ = ["build_live_flow", "create_topics", "get_flow", "run_live"]
+
+log = logging.getLogger("stockguard")
 
 
 def _recovery_requested() -> bool:
@@ -42,6 +46,7 @@ def build_live_flow(settings: Settings, recovery: bool) -> Dataflow:
         settings.topics.inputs(),
         from_end=not settings.kafka.from_beginning,
         idle_poll_ms=settings.kafka.idle_poll_ms,
+        input_names=input_names(settings),
     )
     sink = KafkaOutput(conf, parts=settings.kafka.sink_parts, flush_timeout=settings.kafka.flush_timeout / 1000)
     views: list[Sink[StockView | CampaignView]] = [CampaignGauges()]
@@ -59,7 +64,33 @@ def build_live_flow(settings: Settings, recovery: bool) -> Dataflow:
 def get_flow() -> Dataflow:
     """Build the live flow from the environment's settings, for `python -m bytewax.run`."""
     settings = load_settings()
+    pid = int(os.environ.get("BYTEWAX_PROCESS_ID") or _arg_after("-i") or 0)
+    prepare_process(settings, pid, workers=int(os.environ.get("BYTEWAX_WORKERS_PER_PROCESS") or 1))
     return build_live_flow(settings, recovery=bool(settings.recovery_dir) or _recovery_requested())
+
+
+def _arg_after(flag: str) -> str | None:
+    argv = sys.argv
+    return argv[argv.index(flag) + 1] if flag in argv and argv.index(flag) + 1 < len(argv) else None
+
+
+def prepare_process(settings: Settings, pid: int, workers: int, recovery: bool = False) -> None:
+    """Set up what a live process serves: metrics with Bytewax's, health, JSON logs."""
+    # Bytewax serves its own metrics and the prometheus_client registry (ours) on one port.
+    os.environ.setdefault("BYTEWAX_DATAFLOW_API_ENABLED", "true")
+    os.environ.setdefault("BYTEWAX_DATAFLOW_API_PORT", str(settings.metrics_port + pid))
+    setup_logging(settings.log_format, settings.log_level)
+    start_health_server(settings.health_host, settings.health_port + pid)
+    log.info(
+        "starting",
+        extra={
+            "sg_workers": workers,
+            "sg_process_id": pid,
+            "sg_metrics_port": int(os.environ["BYTEWAX_DATAFLOW_API_PORT"]),
+            "sg_health_port": settings.health_port + pid,
+            "sg_recovery": recovery,
+        },
+    )
 
 
 def run_live(
@@ -74,6 +105,7 @@ def run_live(
     from bytewax._bytewax import cli_main
     from bytewax.recovery import RecoveryConfig, init_db_dir
 
+    prepare_process(settings, process_id or 0, workers, recovery=bool(recovery_dir or settings.recovery_dir))
     recovery_config: Any = None
     rdir = recovery_dir or settings.recovery_dir
     if rdir:

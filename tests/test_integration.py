@@ -53,6 +53,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_pair() -> int:
+    while True:
+        p = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p + 1))
+            except OSError:
+                continue
+        return p
+
+
 def isolated(services: Services, **extra: str) -> tuple[Settings, dict[str, str]]:
     """Settings and env for a test with its own topics."""
     suffix = uuid.uuid4().hex[:8]
@@ -80,6 +91,9 @@ def isolated(services: Services, **extra: str) -> tuple[Settings, dict[str, str]
     env["STOCKGUARD_EPOCH_INTERVAL"] = "1s"
     env["STOCKGUARD_SNAPSHOT_INTERVAL"] = "1s"
     env["PYTHONPATH"] = str(ROOT)
+    # Two consecutive ports each (process id is added with -i).
+    env["STOCKGUARD_METRICS_PORT"] = str(free_port_pair())
+    env["STOCKGUARD_HEALTH_PORT"] = str(free_port_pair())
     env.update(extra)
     settings = load_settings(env=env)
     for topic, outcome in create_topics(settings):
@@ -90,7 +104,7 @@ def isolated(services: Services, **extra: str) -> tuple[Settings, dict[str, str]
 def phases(seed: int = 5) -> list[list[Message]]:
     """Split a small simulated day into dependency-ordered phases."""
     cfg = SimConfig(
-        seed=seed, hours=3.0, skus=60, customers=400, events_per_hour=1500, campaign_start_h=1.0, campaign_hours=1.0
+        seed=seed, hours=3.0, skus=60, customers=400, events_per_hour=1500, campaign_start_h=1.25, campaign_hours=1.0
     )
     a: list[Message] = []
     b: list[Message] = []
@@ -308,11 +322,31 @@ def run_live_phases(
         reader.wait_for(done, timeout=120)
         time.sleep(1.0)
         got = signature(settings, reader.snapshot())
+        scraped = [scrape(env, pid) for pid in range(len(procs))]
     finally:
         stop_flows(procs)
         reader.close()
     assert n_expected > 100 and expected["retracted"] and expected["dlq"]
-    return {"expected": expected, "got": got}
+    return {"expected": expected, "got": got, "scraped": scraped}
+
+
+def scrape(env: dict[str, str], pid: int) -> dict[str, Any]:
+    """Read a live process's /metrics and /readyz."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = int(env["STOCKGUARD_METRICS_PORT"]) + pid
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:  # noqa: S310
+        text = r.read().decode()
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            samples.setdefault(smp.name, []).append((smp.labels, smp.value))
+    hport = int(env["STOCKGUARD_HEALTH_PORT"]) + pid
+    with urllib.request.urlopen(f"http://127.0.0.1:{hport}/readyz", timeout=10) as r:  # noqa: S310
+        ready = r.status
+    return {"samples": samples, "ready": ready}
 
 
 def assert_same(result: dict[str, Any]) -> None:
@@ -325,7 +359,30 @@ def assert_same(result: dict[str, Any]) -> None:
 
 def test_live_run_on_one_worker_decides_like_the_replay(services: Services) -> None:
     settings, env = isolated(services)
-    assert_same(run_live_phases(services, settings, env, [["-w", "1"]]))
+    result = run_live_phases(services, settings, env, [["-w", "1"]])
+    assert_same(result)
+    # The live metrics endpoint has every metric the dashboard and the alert rules use ...
+    from tests.test_operations_files import dashboard_metrics, rules_metrics
+
+    scraped = result["scraped"][0]
+    samples = scraped["samples"]
+    assert scraped["ready"] == 200
+    series = set(samples) | {"up"}
+    assert (dashboard_metrics() | rules_metrics()) - series == set()
+    assert any(name.startswith("bytewax_") for name in samples), "Bytewax's own metrics share the port"
+
+    # ... with values that add up: every trigger read is approved, suppressed or dead-lettered.
+    def total(name: str, **labels: str) -> float:
+        return sum(v for lab, v in samples.get(name, []) if all(lab.get(k) == x for k, x in labels.items()))
+
+    read = total("stockguard_events_read_total", input="triggers")
+    decided = total("stockguard_triggers_total")
+    dead = total("stockguard_dlq_total", input="triggers")
+    got = result["got"]
+    assert read == decided + dead
+    assert decided == len(got["approved"]) + len(got["suppressed"]) + 1  # + the probe
+    assert total("stockguard_decision_latency_seconds_count") == decided
+    assert total("stockguard_retractions_total") == len(got["retracted"])
 
 
 def test_bytewax_run_with_the_flow_factory_decides_like_the_replay(services: Services) -> None:
