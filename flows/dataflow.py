@@ -135,7 +135,7 @@ def build_flow(
     streams = [op.input(f"read_{name}", flow, src) for name, src in sources.items()]
     raw = streams[0] if len(streams) == 1 else op.merge("merge_inputs", *streams)
     router = Router(settings, clock)
-    routed = op.flat_map("route_events", raw, router.route)
+    routed = op.flat_map_batch("route_events", raw, router.route_batch)
     split = op.branch("split_dead_letters", routed, lambda x: type(x) is OutRecord)
     dead: Any = split.trues
     # Keys: "0".."P-1" decision partitions, "m0".."mM-1" monitor partitions, CAMPAIGNS_KEY.

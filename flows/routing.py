@@ -68,6 +68,8 @@ class Router:
         self.t = t
         self.monitors = settings.surge.monitor_partitions
         self.monitor_keys = [f"m{j}" for j in range(self.monitors)]
+        # sku -> monitor partition: the hash costs more than the lookup.
+        self._sku_part: dict[str, int] = {}
 
     def dead_letter(self, rec: RawRecord, error: str) -> OutRecord:
         """Build the dead-letter record of an input that cannot be used."""
@@ -85,6 +87,14 @@ class Router:
         }
         field = error.split(":", 1)[0]
         return OutRecord(self.dlq_topic, rec.topic, orjson.dumps(msg), field, rec.timestamp)
+
+    def route_batch(self, recs: list[RawRecord]) -> list[Routed | OutRecord]:
+        """Route a batch: one Python call per batch instead of per record."""
+        out: list[Routed | OutRecord] = []
+        route = self.route
+        for rec in recs:
+            out.extend(route(rec))
+        return out
 
     def route(self, rec: RawRecord) -> list[Routed | OutRecord]:
         """Parse one record; return its routed copies, a dead-letter record, or nothing."""
@@ -137,7 +147,11 @@ class Router:
         return out
 
     def _to_monitor(self, sku: str, item: Any) -> Routed:
-        j = monitor_partition_of(sku, self.monitors)
+        j = self._sku_part.get(sku)
+        if j is None:
+            if len(self._sku_part) > 1_000_000:
+                self._sku_part.clear()  # bounded: junk skus must not grow it forever
+            j = self._sku_part[sku] = monitor_partition_of(sku, self.monitors)
         return (self.monitor_keys[j], (j, item))
 
 

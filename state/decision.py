@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -362,7 +363,8 @@ class Decider:
         sends = s.sends
         cut = ts - self.rules.budget_window
         if sends and sends[0] <= cut:
-            sends = s.sends = [t for t in sends if t > cut]
+            # Kept sorted (insort), so expiry is a bisect and one C-level slice delete.
+            del sends[: bisect_right(sends, cut)]
         budget = budget_share(self.rules.sends_per_unit * atp, self.state.partitions, self.state.index)
         if len(sends) >= budget:
             return BUDGET
@@ -498,7 +500,7 @@ class Decider:
             self._schedule(t.customer_id, c)
         for sku in chosen:
             s = self._sku(sku)
-            s.sends.append(t.ts)
+            insort(s.sends, t.ts)
             s.sent.append((t.ts, tid, t.customer_id, t.campaign_id))
             cut = t.ts - rules.retract_window
             if s.sent[0][0] < cut:
@@ -534,7 +536,8 @@ class Decider:
             for cid in st.wheel.pop(b):
                 st.customers.pop(cid, None)
         if now >= st.next_sku_sweep:
-            st.next_sku_sweep = now + _HOUR
+            # Only frees memory of idle skus: every 6 h is plenty and keeps the scan rare.
+            st.next_sku_sweep = now + 6 * _HOUR
             self._sweep_skus(now)
 
     def _sweep_skus(self, now: int) -> None:

@@ -78,7 +78,7 @@ class SkuState:
         self.product: Product | None = None
         # [hour, units] buckets of units ordered, newest last, for days of cover.
         self.sales: list[list[int]] = []
-        # Event times of this partition's approved sends of the sku (the send budget).
+        # Event times of this partition's approved sends of the sku (the send budget), sorted.
         self.sends: list[int] = []
         # (ts, trigger_id, customer_id, campaign_id) approved with the sku, for retraction.
         self.sent: list[tuple[int, str, str, str]] = []

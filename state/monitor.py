@@ -12,7 +12,7 @@ their campaign attribution and location, the last product view, and alert/insigh
   window (a single order is no trend): one `open` alert per drain episode, keyed by
   the location that shipped most of the units; `resolved` on restock (a stock event that
   raises ATP so that the projection is back above the horizon).
-- Insights, checked hourly (event time) and on catalog changes, each at most once per sku
+- Insights, checked every 3 hours of event time and on catalog changes, each at most once per sku
   per day: `invisible_in_stock` (ATP >= `insight_min_atp` but offline in the catalog, or
   no product view for `no_views_window` while in stock) and `overstock` (days of cover
   above `overstock_days` with a margin rate of at least `overstock_min_margin_rate`).
@@ -34,6 +34,8 @@ __all__ = ["Monitor", "MonitorState", "OrderLineEvent", "monitor_partition_of"]
 
 _HOUR: Final = 3_600_000
 _DAY: Final = 86_400_000
+# Insight sweeps: a scan of every sku; insights are once a day, so every 3 h is enough.
+_SWEEP: Final = 3 * _HOUR
 
 
 def monitor_partition_of(sku: str, partitions: int) -> int:
@@ -116,7 +118,7 @@ class Monitor:
             ticks.append(Tick(ts))
         st.watermark = ts
         if ts >= st.next_sweep:
-            st.next_sweep = (ts // _HOUR + 1) * _HOUR
+            st.next_sweep = (ts // _SWEEP + 1) * _SWEEP
             self.sweep(out)
 
     # ---- events ----
@@ -290,11 +292,10 @@ class Monitor:
         out.append(("insight", sku, msg))
 
     def sweep(self, out: list[Alert]) -> None:
-        """Check insights of every sku and evict windows that closed."""
+        """Check insights of every sku and forget old charges (windows evict as they grow)."""
         now = self.state.watermark
         for sku in sorted(self.state.skus):
             w = self.state.skus[sku]
-            w.window.evict(now)
             if w.charged:
                 cut = now - self.rules.order_ttl
                 if any(ts < cut for _l, _q, ts in w.charged.values()):

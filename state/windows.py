@@ -54,6 +54,9 @@ class MinuteWindow:
         elif not buckets or buckets[-1].minute < minute:
             b = Bucket(minute)
             buckets.append(b)
+            # Evict as the window moves: no sweep has to visit idle windows.
+            if buckets[0].minute <= minute - self.horizon:
+                self.buckets = buckets = [x for x in buckets if x.minute > minute - self.horizon]
         else:
             for i, x in enumerate(buckets):
                 if x.minute == minute:

@@ -86,3 +86,21 @@ def test_bad_settings_fail_with_the_setting_named(tmp_path: Path) -> None:
 
 def test_script_variables_with_our_prefix_are_not_settings() -> None:
     assert load_settings(env={"STOCKGUARD_CACHE": "/x", "STOCKGUARD_RUN_DIR": "/y"}).decision_partitions == 4
+
+
+def test_cli_never_prints_secrets(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from stockguard.cli import main
+
+    monkeypatch.setenv("REDIS_URL", "redis://:topsecret@h:6379/0")
+    monkeypatch.setenv("STOCKGUARD_KAFKA_PROPERTY_SASL_PASSWORD", "hunter2")
+    monkeypatch.setenv("STOCKGUARD_CUSTOMER_HASH_KEY", "pepper")
+    assert main(["config"]) == 0
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "sasl.password" in text and "customer_hash_key" in text
+    for secret in ("topsecret", "hunter2", "pepper"):
+        assert secret not in text

@@ -1,0 +1,261 @@
+"""Replay throughput of the full rules at scale, peak RSS, state bytes per sku and customer.
+
+    .venv/bin/python bench/replay_bench.py --events 1000000 --skus 100000 --customers 1000000
+
+Generates a replay file (catalog and stock levels first, then clicks, triggers, orders and
+stock changes in realistic proportions), replays it through `stockguard replay` in a child
+process (so its peak RSS is the replay's own), then feeds the same events to one pure
+decision partition to measure state bytes per sku and per customer. Prints a table and
+writes JSON (`--json`, default bench/results/replay.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config.settings import Settings  # noqa: E402
+from state.decision import Decider, DecisionState  # noqa: E402
+from state.models import parse_order, parse_product, parse_stock, parse_trigger  # noqa: E402
+
+T0 = 1764547200000
+LOCS = ["WH-PARIS", "WH-LYON", "WH-LILLE"]
+SIZES = ["XS", "S", "M", "L", "XL"]
+KINDS = ["cart_abandonment", "browse_abandonment", "promotion", "back_in_stock", "price_drop"]
+
+
+def generate(path: Path, events: int, skus: int, customers: int, seed: int = 1) -> dict[str, int]:
+    """Write a replay file; return counts per topic."""
+    rng = random.Random(seed)
+    counts: dict[str, int] = {}
+    sku_ids = [f"SKU-{i // 5:06d}-{SIZES[i % 5]}" for i in range(skus)]
+    with open(path, "wb") as fh:
+
+        def put(topic: str, key: str, value: dict[str, Any]) -> None:
+            fh.write(orjson.dumps({"topic": topic, "key": key, "value": value}) + b"\n")
+            counts[topic] = counts.get(topic, 0) + 1
+
+        for i, sku in enumerate(sku_ids):
+            group = f"g{i // 50}"
+            put(
+                "catalog.products",
+                sku,
+                {
+                    "sku": sku,
+                    "ts": T0,
+                    "product_id": sku[:10],
+                    "group": group,
+                    "size": SIZES[i % 5],
+                    "price": 20.0 + i % 30,
+                    "unit_cost": 8.0 + i % 10,
+                    "active": True,
+                    "online": i % 97 != 0,
+                },
+            )
+            put(
+                "inventory.stock",
+                sku,
+                {
+                    "event_id": f"l{i}",
+                    "ts": T0,
+                    "type": "level",
+                    "sku": sku,
+                    "location": LOCS[i % 3],
+                    "on_hand": rng.choice([0, 0, 5, 20, 100, 400]),
+                    "reserved": 0,
+                },
+            )
+        n = sum(counts.values())
+        ts = T0
+        step = max(1, 86_400_000 // max(1, events - n))
+        i = 0
+        while n < events:
+            i += 1
+            ts += step
+            r = rng.random()
+            sku = sku_ids[int(rng.paretovariate(1.2)) % skus]
+            cust = f"c{rng.randrange(customers)}"
+            if r < 0.50:
+                put(
+                    "shop.clickstream",
+                    cust,
+                    {
+                        "event_id": f"v{i}",
+                        "ts": ts,
+                        "type": "product_view",
+                        "customer_id": cust,
+                        "session_id": f"s{i // 7}",
+                        "sku": sku,
+                        "qty": 1,
+                    },
+                )
+            elif r < 0.70:
+                put(
+                    "marketing.triggers",
+                    cust,
+                    {
+                        "trigger_id": f"t{i}",
+                        "ts": ts,
+                        "campaign_id": "cm",
+                        "customer_id": cust,
+                        "kind": KINDS[i % 5],
+                        "channel": "email",
+                        "skus": [sku],
+                        "consent": i % 20 != 0,
+                    },
+                )
+            elif r < 0.85:
+                line: dict[str, Any] = {"sku": sku, "qty": 1 + i % 3, "unit_price": 25.0}
+                if i % 3:
+                    line["location"] = LOCS[i % 3]
+                put(
+                    "shop.orders",
+                    f"o{i}",
+                    {
+                        "event_id": f"o{i}",
+                        "ts": ts,
+                        "order_id": f"o{i}",
+                        "status": "placed",
+                        "customer_id": cust,
+                        "campaign_id": "cm" if i % 2 else None,
+                        "lines": [line],
+                    },
+                )
+            else:
+                if i % 4:
+                    put(
+                        "inventory.stock",
+                        sku,
+                        {
+                            "event_id": f"a{i}",
+                            "ts": ts,
+                            "type": "adjustment",
+                            "sku": sku,
+                            "location": LOCS[i % 3],
+                            "delta": rng.choice([-2, -1, 5, 20]),
+                        },
+                    )
+                else:
+                    put(
+                        "inventory.stock",
+                        sku,
+                        {
+                            "event_id": f"l{i}",
+                            "ts": ts,
+                            "type": "level",
+                            "sku": sku,
+                            "location": LOCS[i % 3],
+                            "on_hand": rng.randrange(0, 200),
+                            "reserved": rng.randrange(0, 5),
+                        },
+                    )
+            n += 1
+    return counts
+
+
+def replay(path: Path, out: Path) -> dict[str, Any]:
+    """Run `stockguard replay` in a child; return its wall time, summary and peak RSS."""
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "stockguard.cli", "replay", str(path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    seconds = time.monotonic() - start
+    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"seconds": seconds, "summary": proc.stdout, "peak_rss_mb": rss_kb / 1024}
+
+
+def state_bytes(path: Path) -> dict[str, float]:
+    """Feed the events to one pure decision partition; pickled bytes per sku and customer."""
+    d = Decider(DecisionState(0, 1), Settings().rules, lambda: 0)
+    out: list[Any] = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            rec = orjson.loads(line)
+            topic, v = rec["topic"], rec["value"]
+            if topic == "inventory.stock":
+                d.on_stock(parse_stock(v), out)
+            elif topic == "shop.orders":
+                d.on_order(parse_order(v), out)
+            elif topic == "catalog.products":
+                d.on_product(parse_product(v), out)
+            elif topic == "marketing.triggers":
+                d.on_trigger(parse_trigger(v), out)
+            out.clear()
+    st = d.state
+    sku_bytes = len(pickle.dumps(st.skus, protocol=pickle.HIGHEST_PROTOCOL))
+    cust_bytes = len(pickle.dumps(st.customers, protocol=pickle.HIGHEST_PROTOCOL))
+    return {
+        "skus": len(st.skus),
+        "customers": len(st.customers),
+        "bytes_per_sku_pickled": sku_bytes / max(1, len(st.skus)),
+        "bytes_per_customer_pickled": cust_bytes / max(1, len(st.customers)),
+    }
+
+
+def main() -> int:
+    """Run the benchmark and print its table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--skus", type=int, default=100_000)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--work", default="/tmp/stockguard-bench")
+    ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "replay.json"))
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / "replay.jsonl"
+    t = time.monotonic()
+    counts = generate(src, args.events, args.skus, args.customers)
+    gen_s = time.monotonic() - t
+    r = replay(src, work / "out")
+    sb = state_bytes(src)
+    events = sum(counts.values())
+    result = {
+        "events": events,
+        "skus": args.skus,
+        "customers": args.customers,
+        "counts": counts,
+        "generate_seconds": round(gen_s, 2),
+        "replay_seconds": round(r["seconds"], 2),
+        "events_per_second": round(events / r["seconds"]),
+        "peak_rss_mb": round(r["peak_rss_mb"], 1),
+        **{k: round(v, 1) for k, v in sb.items()},
+        "cpus": os.cpu_count(),
+    }
+    rows = [
+        ("events", f"{events:,}"),
+        ("skus / customers", f"{args.skus:,} / {args.customers:,}"),
+        ("replay wall time (incl. start-up)", f"{r['seconds']:.1f} s"),
+        ("events/s", f"{result['events_per_second']:,}"),
+        ("peak RSS of the replay", f"{result['peak_rss_mb']:,.0f} MB"),
+        ("state: pickled bytes per sku (one partition)", f"{result['bytes_per_sku_pickled']:.0f}"),
+        ("state: pickled bytes per customer", f"{result['bytes_per_customer_pickled']:.0f}"),
+    ]
+    w = max(len(a) for a, _ in rows)
+    for a, b in rows:
+        print(f"{a:<{w}}  {b}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
