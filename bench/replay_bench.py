@@ -203,8 +203,8 @@ def state_bytes(path: Path) -> dict[str, float]:
     sku_bytes = len(pickle.dumps(st.skus, protocol=pickle.HIGHEST_PROTOCOL))
     cust_bytes = len(pickle.dumps(st.customers, protocol=pickle.HIGHEST_PROTOCOL))
     return {
-        "skus": len(st.skus),
-        "customers": len(st.customers),
+        "skus_in_state": len(st.skus),
+        "customers_in_state": len(st.customers),
         "bytes_per_sku_pickled": sku_bytes / max(1, len(st.skus)),
         "bytes_per_customer_pickled": cust_bytes / max(1, len(st.customers)),
     }
