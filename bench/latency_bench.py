@@ -33,7 +33,7 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config.settings import Settings, load_settings  # noqa: E402
+from config.settings import Settings, load_settings, topic_env  # noqa: E402
 from stockguard.live import create_topics  # noqa: E402
 
 T0 = 1764547200000
@@ -48,24 +48,8 @@ def free_port() -> int:
 
 
 def bench_env(kafka: str, extra: dict[str, str]) -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:8]
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKGUARD_")}
-    defaults = Settings().topics
-    for name in (
-        "clickstream",
-        "stock",
-        "orders",
-        "products",
-        "triggers",
-        "campaigns",
-        "approved",
-        "suppressed",
-        "retracted",
-        "surge_alerts",
-        "insights",
-        "dlq",
-    ):
-        env[f"STOCKGUARD_TOPICS__{name.upper()}"] = f"bench-{suffix}.{getattr(defaults, name)}"
+    env.update(topic_env(f"bench-{uuid.uuid4().hex[:8]}."))
     env["KAFKA_BOOTSTRAP_SERVERS"] = kafka
     env["STOCKGUARD_METRICS_PORT"] = str(free_port())
     env["STOCKGUARD_HEALTH_PORT"] = str(free_port())

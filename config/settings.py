@@ -36,6 +36,7 @@ __all__ = [
     "TopicSettings",
     "load_settings",
     "parse_duration",
+    "topic_env",
 ]
 
 _SECRET_WORDS = ("password", "secret", "token", "key.pem", "keystore", "credential")
@@ -134,6 +135,20 @@ class TopicSettings:
     def outputs(self) -> tuple[str, ...]:
         """Return the output topic names."""
         return (self.approved, self.suppressed, self.retracted, self.surge_alerts, self.insights, self.dlq)
+
+    def from_contract(self) -> dict[str, str]:
+        """Map each contract (default) topic name to the configured one."""
+        default = TopicSettings()
+        return {getattr(default, f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def topic_env(prefix: str) -> dict[str, str]:
+    """Return the STOCKGUARD_TOPICS__* variables that prefix every topic (tests, benchmarks)."""
+    default = TopicSettings()
+    return {
+        f"STOCKGUARD_TOPICS__{f.name.upper()}": f"{prefix}{getattr(default, f.name)}"
+        for f in dataclasses.fields(TopicSettings)
+    }
 
 
 _H = 3_600_000

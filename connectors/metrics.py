@@ -39,6 +39,7 @@ __all__ = [
     "CampaignGauges",
     "MetricsSink",
     "StateGauges",
+    "init_location_series",
 ]
 
 EVENTS_READ = Counter("stockguard_events_read", "Input messages read, valid or not", ["input"])
@@ -65,6 +66,29 @@ CONSUMER_LAG = Gauge(
 )
 REDIS_ERRORS = Counter("stockguard_redis_errors", "Failed writes of the Redis read model (retried)")
 REDIS_WRITES = Counter("stockguard_redis_view_writes", "Keys written to the Redis read model")
+
+# Create the series of bounded, known label values at 0, so a first event shows up in
+# increase()/rate() (Prometheus cannot count a series' first sample as an increase).
+for _decision in ("send", "retarget", "suppress"):
+    TRIGGERS.labels(_decision)
+for _reason in (
+    "duplicate",
+    "no_consent",
+    "frequency_capped",
+    "already_purchased",
+    "out_of_stock",
+    "stock_budget_exhausted",
+):
+    SUPPRESSIONS.labels(_reason)
+
+
+def init_location_series(location: str) -> None:
+    """Create a location's surge series at 0 when the location is first seen."""
+    SURGE_OPEN.labels(location)
+    for kind, statuses in (("order_surge", ("open", "update", "resolved")), ("stock_drain", ("open", "resolved"))):
+        for status in statuses:
+            SURGE_ALERTS.labels(kind, status, location)
+
 
 _INDEX = re.compile(r"\[\d+\]")
 

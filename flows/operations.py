@@ -15,7 +15,7 @@ import orjson
 from bytewax.operators import StatefulBatchLogic
 
 from config.settings import Settings
-from connectors.metrics import SURGE_OPEN, StateGauges
+from connectors.metrics import SURGE_OPEN, StateGauges, init_location_series
 from flows.records import CampaignView, OutRecord
 from state.campaigns import CampaignState, CampaignTracker
 from state.models import Campaign, Click, Order, Product, StockAdjustment, StockLevel
@@ -93,6 +93,7 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
         state: SurgeState = pickle.loads(resume) if resume is not None else SurgeState()  # noqa: S301
         self.watcher = SurgeWatcher(state, settings.surge)
         self.gauges = StateGauges("watch_locations")
+        self.seen: set[str] = set()
 
     def on_batch(self, values: list[Charged | Tick]) -> tuple[Iterable[OutRecord], bool]:
         """Count charged units and evaluate minutes as event time passes."""
@@ -105,6 +106,9 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
                 w.on_tick(v.ts, msgs)
         self.gauges.maybe_set(0, lambda: {"locations": len(w.state.locations)})
         for name, loc in w.state.locations.items():
+            if name not in self.seen:
+                self.seen.add(name)
+                init_location_series(name)
             # Few locations: cheap per batch, and right again after a restore.
             SURGE_OPEN.labels(name).set(1 if loc.alert_id is not None else 0)
         if not msgs:

@@ -17,15 +17,7 @@ __all__ = ["run_loadgen"]
 
 def run_loadgen(settings: Settings, seed: int = 42, speed: float = 60.0, loops: int = 1, hours: float = 24.0) -> int:
     """Produce `loops` simulated days at `speed` x real time; return the exit code."""
-    t = settings.topics
-    names = {
-        "shop.clickstream": t.clickstream,
-        "inventory.stock": t.stock,
-        "shop.orders": t.orders,
-        "catalog.products": t.products,
-        "marketing.triggers": t.triggers,
-        "marketing.campaigns": t.campaigns,
-    }
+    names = settings.topics.from_contract()
     failures: list[str] = []
 
     def on_delivery(err: Any, msg: Any) -> None:

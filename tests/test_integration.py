@@ -28,7 +28,7 @@ import redis
 from bytewax.testing import TestingSink, TestingSource, run_main
 from confluent_kafka import Consumer, Producer
 
-from config.settings import Settings, load_settings
+from config.settings import Settings, load_settings, topic_env
 from connectors.files import CollectSink
 from connectors.kafka import DeliveryError, KafkaOutput
 from connectors.redis_view import RedisViewSink
@@ -66,24 +66,8 @@ def free_port_pair() -> int:
 
 def isolated(services: Services, **extra: str) -> tuple[Settings, dict[str, str]]:
     """Settings and env for a test with its own topics."""
-    suffix = uuid.uuid4().hex[:8]
-    defaults = Settings().topics
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKGUARD_")}
-    for name in (
-        "clickstream",
-        "stock",
-        "orders",
-        "products",
-        "triggers",
-        "campaigns",
-        "approved",
-        "suppressed",
-        "retracted",
-        "surge_alerts",
-        "insights",
-        "dlq",
-    ):
-        env[f"STOCKGUARD_TOPICS__{name.upper()}"] = f"it-{suffix}.{getattr(defaults, name)}"
+    env.update(topic_env(f"it-{uuid.uuid4().hex[:8]}."))
     env["KAFKA_BOOTSTRAP_SERVERS"] = services.kafka
     env["REDIS_URL"] = services.redis
     env["STOCKGUARD_KAFKA__PARTITIONS"] = "2"
@@ -155,15 +139,7 @@ def phases(seed: int = 5) -> list[list[Message]]:
 
 
 def renamed(settings: Settings, msgs: list[Message]) -> list[Message]:
-    t = settings.topics
-    names = {
-        "shop.clickstream": t.clickstream,
-        "inventory.stock": t.stock,
-        "shop.orders": t.orders,
-        "catalog.products": t.products,
-        "marketing.triggers": t.triggers,
-        "marketing.campaigns": t.campaigns,
-    }
+    names = settings.topics.from_contract()
     return [(names[topic], key, value) for topic, key, value in msgs]
 
 

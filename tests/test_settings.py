@@ -104,3 +104,12 @@ def test_cli_never_prints_secrets(capsys: pytest.CaptureFixture[str], monkeypatc
     assert "sasl.password" in text and "customer_hash_key" in text
     for secret in ("topsecret", "hunter2", "pepper"):
         assert secret not in text
+
+
+def test_topic_renames_map_contract_names_to_configured_ones() -> None:
+    from config.settings import topic_env
+
+    s = load_settings(env=topic_env("x."))
+    assert s.topics.triggers == "x.marketing.triggers" and s.topics.dlq == "x.stockguard.dlq"
+    assert s.topics.from_contract()["shop.orders"] == "x.shop.orders"
+    assert len(s.topics.from_contract()) == 12
