@@ -498,13 +498,18 @@ class Decider:
                 c = self._customer(t.customer_id)
             c.approvals.append(t.ts)
             self._schedule(t.customer_id, c)
+        cut = t.ts - rules.retract_window
         for sku in chosen:
             s = self._sku(sku)
             insort(s.sends, t.ts)
-            s.sent.append((t.ts, tid, t.customer_id, t.campaign_id))
-            cut = t.ts - rules.retract_window
-            if s.sent[0][0] < cut:
-                s.sent = [x for x in s.sent if x[0] >= cut]
+            sent = s.sent
+            sent.append((t.ts, tid, t.customer_id, t.campaign_id))
+            if sent[0][0] < cut:
+                # Mostly in time order: drop the expired head without rebuilding the list.
+                i = 0
+                while i < len(sent) and sent[i][0] < cut:
+                    i += 1
+                del sent[:i]
 
     # ---- time and eviction ----
 

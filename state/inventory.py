@@ -56,8 +56,13 @@ class LocStock:
         recent.append((ts, delta))
         cut = ts - lateness
         if recent[0][0] < cut:
-            kept = [x for x in recent if x[0] >= cut]
-            self.recent = kept or None
+            # Mostly in time order: drop the expired head in place.
+            i = 0
+            while i < len(recent) and recent[i][0] < cut:
+                i += 1
+            del recent[:i]
+            if not recent:
+                self.recent = None
         return True
 
     def __getstate__(self) -> tuple[int, int, list[tuple[int, int]] | None]:
