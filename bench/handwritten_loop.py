@@ -1,0 +1,170 @@
+"""The same rules as a hand-written confluent-kafka loop: the Python limit, for comparison.
+
+One process, one consumer assigned every input partition, `consume(1000, 0)` batches, the
+very same pure code as stockguard (`flows.routing.Router`, `state.decision.Decider` per
+decision partition, the sku monitor, the surge watcher, the campaign tracker), outputs
+produced with delivery callbacks. No recovery, no Bytewax: what stockguard's dataflow is
+measured against. Runs until `--idle` seconds pass without input.
+
+    .venv/bin/python bench/handwritten_loop.py   # settings from the environment, like stockguard
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config.settings import Settings, load_settings  # noqa: E402
+from flows.dataflow import wall_clock_ms  # noqa: E402
+from flows.operations import encode_alerts  # noqa: E402
+from flows.records import OutRecord, RawRecord  # noqa: E402
+from flows.routing import CAMPAIGNS_KEY, Router, encode_emits  # noqa: E402
+from state.campaigns import CampaignState, CampaignTracker  # noqa: E402
+from state.decision import Decider, DecisionState, Emit  # noqa: E402
+from state.models import Campaign, Click, Order, Product, StockAdjustment, StockLevel, Trigger  # noqa: E402
+from state.monitor import Alert, Monitor, MonitorState, OrderLineEvent  # noqa: E402
+from state.surge import Charged, SurgeState, SurgeWatcher, Tick  # noqa: E402
+
+
+class Loop:
+    """Hold every partition's state in one process and apply events as they come."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.router = Router(settings, wall_clock_ms)
+        self.deciders = [
+            Decider(DecisionState(i, settings.decision_partitions), settings.rules, wall_clock_ms)
+            for i in range(settings.decision_partitions)
+        ]
+        self.monitors = [
+            Monitor(MonitorState(j), settings.rules, settings.surge) for j in range(settings.surge.monitor_partitions)
+        ]
+        self.surge = SurgeWatcher(SurgeState(), settings.surge)
+        self.campaigns = CampaignTracker(CampaignState(), settings.rules.order_ttl)
+
+    def apply(self, recs: list[RawRecord]) -> list[OutRecord]:
+        """Route and decide a batch; return the output records."""
+        out: list[OutRecord] = []
+        emits: list[Emit] = []
+        alerts: list[Alert] = []
+        ticks: list[Tick] = []
+        charged: list[Charged] = []
+        surge_msgs: list[dict[str, Any]] = []
+        views: list[dict[str, Any]] = []
+        for item in self.router.route_batch(recs):
+            if type(item) is OutRecord:
+                out.append(item)
+                continue
+            key, payload = item  # type: ignore[misc]
+            if key == CAMPAIGNS_KEY:
+                tp = type(payload)
+                if tp is Order:
+                    self.campaigns.on_order(payload, views)
+                elif tp is Product:
+                    self.campaigns.on_product(payload, views)
+                elif tp is Campaign:
+                    self.campaigns.on_campaign(payload, views)
+                continue
+            ev = payload[1]
+            tp = type(ev)
+            if key[0] == "m":
+                m = self.monitors[payload[0]]
+                if tp is Click:
+                    m.on_click(ev, alerts, ticks)
+                elif tp is OrderLineEvent:
+                    m.on_line(ev, alerts, ticks, charged)
+                elif tp is StockLevel or tp is StockAdjustment:
+                    m.on_stock(ev, alerts, ticks)
+                elif tp is Product:
+                    m.on_product(ev, alerts, ticks)
+                continue
+            d = self.deciders[payload[0]]
+            if tp is Trigger:
+                d.on_trigger(ev, emits)
+            elif tp is StockLevel or tp is StockAdjustment:
+                d.on_stock(ev, emits)
+            elif tp is Order:
+                d.on_order(ev, emits)
+            elif tp is Product:
+                d.on_product(ev, emits)
+        for c in charged:
+            self.surge.on_charged(c, surge_msgs)
+        if ticks:
+            self.surge.on_tick(max(t.ts for t in ticks), surge_msgs)
+        out.extend(encode_emits(emits, self.s))
+        out.extend(encode_alerts(alerts, self.s))
+        out.extend(encode_alerts([("alert", m["location"], m) for m in surge_msgs], self.s))
+        return out
+
+
+def main() -> int:
+    """Consume every input partition from the beginning until idle; produce the decisions."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--idle", type=float, default=3.0, help="stop after this many seconds without input")
+    args = ap.parse_args()
+    settings = load_settings()
+    conf = settings.kafka.client_config()
+    consumer = Consumer({**conf, "group.id": "handwritten-unused", "enable.auto.commit": False})
+    parts = []
+    for topic in settings.topics.inputs():
+        md = consumer.list_topics(topic, timeout=10)
+        parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.topics[topic].partitions]
+    consumer.assign(parts)
+    failures: list[str] = []
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    producer = Producer({**conf, "enable.idempotence": True, "linger.ms": 2, "compression.type": "lz4"})
+    loop = Loop(settings)
+    n = 0
+    start = time.monotonic()
+    last_input = start
+    while time.monotonic() - last_input < args.idle:
+        msgs = consumer.consume(1000, 0.05)
+        if not msgs:
+            continue
+        last_input = time.monotonic()
+        recs = []
+        for m in msgs:
+            if m.error() is None:
+                ts_type, ts = m.timestamp()
+                recs.append(
+                    RawRecord(
+                        m.topic() or "",
+                        m.key(),
+                        m.value(),
+                        m.partition() or 0,
+                        m.offset() or 0,
+                        ts if ts_type else None,
+                    )
+                )
+        n += len(recs)
+        for r in loop.apply(recs):
+            while True:
+                try:
+                    producer.produce(r.topic, r.value, r.key, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+        producer.poll(0)
+        if failures:
+            raise RuntimeError(f"delivery failed: {failures[0]}")
+    producer.flush(30)
+    busy = last_input - start
+    sys.stderr.write(f"handwritten loop: {n:,} events in {busy:.2f} s = {n / max(busy, 1e-9):,.0f} events/s\n")
+    consumer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
