@@ -32,7 +32,7 @@ from flows.operations import CampaignLogic, MonitorLogic, SurgeLogic
 from flows.records import CampaignView, OutRecord, RawRecord, StockView
 from flows.routing import CAMPAIGNS_KEY, Event, Router, encode_emits
 from state.decision import Decider, DecisionState, Emit
-from state.models import Order, Product, StockAdjustment, StockLevel, Trigger
+from state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
 
 __all__ = ["DecideLogic", "build_flow", "wall_clock_ms"]
 
@@ -93,6 +93,8 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, b
                 decider.on_order(ev, emits)  # type: ignore[arg-type]
             elif tp is Product:
                 decider.on_product(ev, emits)  # type: ignore[arg-type]
+            elif tp is Removed:
+                decider.on_removed(ev, emits)  # type: ignore[arg-type]
         out: list[OutRecord | StockView] = []
         if emits:
             out.extend(encode_emits(emits, self.settings, source_ts))

@@ -18,7 +18,7 @@ from config.settings import Settings
 from connectors.metrics import SURGE_OPEN, StateGauges, init_location_series
 from flows.records import CampaignView, OutRecord
 from state.campaigns import CampaignState, CampaignTracker
-from state.models import Campaign, Click, Order, Product, StockAdjustment, StockLevel
+from state.models import Campaign, Click, Order, Product, Removed, StockAdjustment, StockLevel
 from state.monitor import Alert, Monitor, MonitorState, OrderLineEvent
 from state.surge import Charged, SurgeState, SurgeWatcher, Tick
 
@@ -70,6 +70,8 @@ class MonitorLogic(StatefulBatchLogic[tuple[int, Any], OutRecord | Charged | Tic
                 m.on_stock(ev, alerts, ticks)
             elif tp is Product:
                 m.on_product(ev, alerts, ticks)
+            elif tp is Removed:
+                m.on_removed(ev)
         out: list[OutRecord | Charged | Tick] = []
         if alerts:
             out.extend(encode_alerts(alerts, self.settings))
@@ -120,7 +122,7 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
         return _snapshot(self.keep, self.watcher.state)
 
 
-class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign, CampaignView, bytes | None]):
+class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign | Removed, CampaignView, bytes | None]):
     """Keep the live campaign view (one key: campaigns are few)."""
 
     def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
@@ -129,7 +131,7 @@ class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign, CampaignView,
         self.tracker = CampaignTracker(state, settings.rules.order_ttl)
         self.gauges = StateGauges("track_campaigns")
 
-    def on_batch(self, values: list[Order | Product | Campaign]) -> tuple[Iterable[CampaignView], bool]:
+    def on_batch(self, values: list[Order | Product | Campaign | Removed]) -> tuple[Iterable[CampaignView], bool]:
         """Attribute orders and emit the views that changed."""
         views: list[dict[str, Any]] = []
         t = self.tracker
@@ -141,6 +143,8 @@ class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign, CampaignView,
                 t.on_product(v, views)  # type: ignore[arg-type]
             elif tp is Campaign:
                 t.on_campaign(v, views)  # type: ignore[arg-type]
+            elif tp is Removed:
+                t.on_removed(v.key, views)  # type: ignore[union-attr]
         st = t.state
         self.gauges.maybe_set(0, lambda: {"campaigns": len(st.meta), "orders": len(st.ledger)})
         return ([CampaignView(v["campaign_id"], v) for v in views], StatefulBatchLogic.RETAIN)

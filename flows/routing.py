@@ -19,6 +19,7 @@ from state.models import (
     ContractError,
     Order,
     Product,
+    Removed,
     StockAdjustment,
     StockLevel,
     Trigger,
@@ -33,7 +34,7 @@ from state.monitor import OrderLineEvent, monitor_partition_of
 
 __all__ = ["CAMPAIGNS_KEY", "Event", "Router", "encode_emits"]
 
-Event = StockLevel | StockAdjustment | Order | Product | Trigger
+Event = StockLevel | StockAdjustment | Order | Product | Trigger | Removed
 # (key, payload): decision partitions "0".."P-1" and monitor partitions "m0".."mM-1" get
 # (index, event); the campaign tracker's single key gets the event.
 Routed = tuple[str, Any]
@@ -66,6 +67,8 @@ class Router:
         self.broadcast_topics = {t.stock, t.orders, t.products}
         self.trigger_topic = t.triggers
         self.t = t
+        # Compacted topics: a tombstone (null value) deletes the key, it is not bad input.
+        self.compacted = {t.products, t.campaigns}
         self.monitors = settings.surge.monitor_partitions
         self.monitor_keys = [f"m{j}" for j in range(self.monitors)]
         # sku -> monitor partition: the hash costs more than the lookup.
@@ -104,6 +107,8 @@ class Router:
         if parser is None:
             return [self.dead_letter(rec, f"topic: not an input topic of stockguard ({rec.topic!r})")]
         value = rec.decoded
+        if (value is None or (value is NOT_DECODED and rec.value is None)) and rec.topic in self.compacted:
+            return self._tombstone(rec)
         if value is NOT_DECODED:
             if rec.value is None:
                 return [self.dead_letter(rec, "value: missing (tombstone)")]
@@ -144,6 +149,17 @@ class Router:
                 out.append((CAMPAIGNS_KEY, ev))
         elif topic == t.products or topic == t.campaigns:
             out.append((CAMPAIGNS_KEY, ev))
+        return out
+
+    def _tombstone(self, rec: RawRecord) -> list[Routed | OutRecord]:
+        """Apply a deletion on a compacted topic: a removed product becomes unsellable."""
+        if not rec.key:
+            return [self.dead_letter(rec, "key: a tombstone needs the sku or campaign id as its key")]
+        gone = Removed(rec.key.decode("utf-8", errors="backslashreplace"), rec.timestamp)
+        if rec.topic == self.t.campaigns:
+            return [(CAMPAIGNS_KEY, gone)]
+        out: list[Routed | OutRecord] = [(k, (i, gone)) for i, k in enumerate(self.keys)]
+        out.append(self._to_monitor(gone.key, gone))
         return out
 
     def _to_monitor(self, sku: str, item: Any) -> Routed:

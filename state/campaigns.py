@@ -65,6 +65,11 @@ class CampaignTracker:
             self.state.dirty.add(c.campaign_id)
         self.advance(c.ts, out)
 
+    def on_removed(self, campaign_id: str, out: list[dict[str, Any]]) -> None:
+        """Forget a deleted campaign's metadata (its attributed totals stay)."""
+        if self.state.meta.pop(campaign_id, None) is not None:
+            self.state.dirty.add(campaign_id)
+
     def on_order(self, o: Order, out: list[dict[str, Any]]) -> None:
         """Attribute an order (or take a cancelled one back out)."""
         st = self.state

@@ -19,12 +19,12 @@ import zlib
 from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from config.settings import RuleSettings
 from state.inventory import LocStock, SkuState
-from state.models import Order, Product, StockAdjustment, StockLevel, Trigger
+from state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
 
 __all__ = [
     "APPROVED",
@@ -231,6 +231,19 @@ class Decider:
         st.groups.setdefault((p.group, p.size), set()).add(p.sku)
         s.product = p
         self._after_change(p.sku, s, p.ts, out)
+
+    def on_removed(self, r: Removed, out: list[Emit]) -> None:
+        """Apply a catalog deletion: the sku is no longer sellable nor a substitute."""
+        st = self.state
+        s = st.skus.get(r.key)
+        if s is None or s.product is None:
+            return
+        old = s.product
+        members = st.groups.get((old.group, old.size))
+        if members is not None:
+            members.discard(r.key)
+        s.product = replace(old, active=False, online=False, substitutes=None)
+        self._after_change(r.key, s, r.ts if r.ts is not None else st.watermark, out)
 
     def on_order(self, o: Order, out: list[Emit]) -> None:
         """Apply an order to stock (every partition) and to its customer (owner only)."""

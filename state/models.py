@@ -21,6 +21,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "Product",
+    "Removed",
     "StockAdjustment",
     "StockLevel",
     "Trigger",
@@ -122,6 +123,17 @@ class Product:
     def margin(self) -> float:
         """Return the unit margin, price minus unit cost."""
         return self.price - self.unit_cost
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A tombstone on a compacted topic: the product (by sku) or campaign was deleted.
+
+    `ts` is the Kafka timestamp when there is one; tombstones carry no body.
+    """
+
+    key: str
+    ts: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,12 +21,12 @@ their campaign attribution and location, the last product view, and alert/insigh
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from config.settings import RuleSettings, SurgeSettings
 from state.inventory import LocStock, SkuState
-from state.models import Click, Product, StockAdjustment, StockLevel
+from state.models import Click, Product, Removed, StockAdjustment, StockLevel
 from state.surge import Charged, Tick
 from state.windows import MINUTE, MinuteWindow
 
@@ -149,6 +149,12 @@ class Monitor:
             return
         w.stock.product = p
         self._insights(p.sku, w, p.ts, out)
+
+    def on_removed(self, r: Removed) -> None:
+        """Apply a catalog deletion: a deleted product gets no insights."""
+        w = self.state.skus.get(r.key)
+        if w is not None and w.stock.product is not None:
+            w.stock.product = replace(w.stock.product, active=False, online=False)
 
     def on_click(self, c: Click, out: list[Alert], ticks: list[Tick]) -> None:
         """Remember the last product view of a sku."""

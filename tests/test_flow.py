@@ -165,3 +165,23 @@ def test_one_partition_and_many_agree_when_budgets_are_not_binding() -> None:
     one = decisions(run(recs, dataclasses.replace(S, decision_partitions=1)))
     many = decisions(run(recs, dataclasses.replace(S, decision_partitions=5)))
     assert one == many
+
+
+def test_a_catalog_tombstone_deletes_the_product_not_a_dead_letter() -> None:
+    records = [
+        raw(TP.products, product("RED", substitutes=["BLUE"])),
+        raw(TP.products, product("BLUE")),
+        raw(TP.stock, level("RED", 10)),
+        raw(TP.stock, level("BLUE", 10)),
+        raw(TP.triggers, trigger("t1", "c1", ["RED"], ts=T0 + MIN)),
+        RawRecord(TP.products, b"RED", None, 0, 7, T0 + 2 * MIN),  # RED deleted from the catalog
+        RawRecord(TP.campaigns, b"cm-42", None, 0, 8, T0 + 2 * MIN),
+        raw(TP.triggers, trigger("t2", "c2", ["RED"], ts=T0 + 3 * MIN)),
+        RawRecord(TP.products, None, None, 0, 9),  # a tombstone without a key cannot be applied
+        RawRecord(TP.orders, b"o1", None, 0, 10),  # orders are not compacted: a null is bad input
+    ]
+    got = by_topic(run(records))
+    assert [m["trigger_id"] for m in got[TP.retracted]] == ["t1"]
+    t2 = next(m for m in got[TP.approved] if m["trigger_id"] == "t2")
+    assert t2["decision"] == "retarget" and t2["skus"] == ["BLUE"]
+    assert [(m["topic"], m["error"].split(":")[0]) for m in got[TP.dlq]] == [(TP.products, "key"), (TP.orders, "value")]
