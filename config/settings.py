@@ -39,7 +39,18 @@ __all__ = [
     "topic_env",
 ]
 
-_SECRET_WORDS = ("password", "secret", "token", "key.pem", "keystore", "credential")
+_SECRET_WORDS = (
+    "password",
+    "secret",
+    "token",
+    "key.pem",
+    "keystore",
+    "credential",
+    "oauthbearer.config",
+    "jaas",
+    "keytab",
+    "private",
+)
 
 
 class SettingsError(ValueError):

@@ -47,6 +47,12 @@ class Health:
             if error is not None:
                 self.error = error
 
+    def recovered(self) -> None:
+        """Clear a transient error once input flows again."""
+        with self._lock:
+            self.error = None
+            self.kafka_reachable = True
+
     def live(self) -> bool:
         """Tell whether the input loop beat recently."""
         return self.last_beat > 0 and time.monotonic() - self.last_beat < self.stall_s

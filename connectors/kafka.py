@@ -109,13 +109,21 @@ class _InputPartition(StatefulSourcePartition[RawRecord, int]):
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     continue
+                if err.fatal():
+                    HEALTH.kafka_ok(False, f"consume {topic}[{part}]: {err.str()}")
+                    raise RuntimeError(f"fatal error consuming Kafka topic {topic!r} partition {part}: {err}")
+                # Broker restarts, transport errors: librdkafka retries; stay up, say not ready.
                 HEALTH.kafka_ok(False, f"consume {topic}[{part}]: {err.str()}")
-                raise RuntimeError(f"error consuming Kafka topic {topic!r} partition {part}: {err}")
+                log.warning("kafka consumer error (retrying): %s", err.str())
+                continue
             ts_type, ts = m.timestamp()
             offset = m.offset() or 0
             out.append(RawRecord(topic, m.key(), m.value(), part, offset, ts if ts_type else None))
             self._next_offset = offset + 1
-        self._read.inc(len(out))
+        if out:
+            self._read.inc(len(out))
+            if HEALTH.error is not None:
+                HEALTH.recovered()
         return out
 
     def _update_lag(self) -> None:
@@ -128,6 +136,14 @@ class _InputPartition(StatefulSourcePartition[RawRecord, int]):
         return self._awake
 
     def snapshot(self) -> int:
+        if self._next_offset < 0:
+            # Nothing read yet from a logical start (beginning/end): save the real position,
+            # or a restart from "end" would skip what was produced in between.
+            pos = self._consumer.position([self._tp])[0].offset
+            if pos >= 0:
+                return int(pos)
+            low, high = self._consumer.get_watermark_offsets(self._tp, timeout=5.0)
+            return int(high if self._next_offset == OFFSET_END else low)
         return self._next_offset
 
     def close(self) -> None:

@@ -205,18 +205,29 @@ def _opt_str(d: dict[str, Any], k: str, path: str = "") -> str | None:
     raise ContractError(f"{path}{k}: expected non-empty string or null, got {_jtype(v)}")
 
 
+# Epoch milliseconds from 2001-09-09 to 2100-01-01: a value in seconds, micro- or
+# nanoseconds would otherwise pass and throw every event-time window and TTL off.
+TS_MIN: Final = 1_000_000_000_000
+TS_MAX: Final = 4_102_444_800_000
+# Quantities and money beyond 2^53 are not real and overflow what JSON consumers can read.
+INT_MAX: Final = 2**53
+NUM_MAX: Final = 1e15
+
+
 def _ts(d: dict[str, Any], k: str = "ts") -> int:
     v = d.get(k)
-    if type(v) is int and v >= 0:
+    if type(v) is int and TS_MIN <= v < TS_MAX:
         return v
     if v is None and k not in d:
         raise ContractError(f"{k}: missing")
-    raise ContractError(f"{k}: expected epoch milliseconds (non-negative int), got {_jtype(v)}")
+    if type(v) is int:
+        raise ContractError(f"{k}: expected epoch milliseconds between 2001 and 2100, got {v}")
+    raise ContractError(f"{k}: expected epoch milliseconds (int), got {_jtype(v)}")
 
 
 def _int(d: dict[str, Any], k: str, path: str = "", minimum: int | None = None) -> int:
     v = d.get(k)
-    if type(v) is int and (minimum is None or v >= minimum):
+    if type(v) is int and (minimum is None or v >= minimum) and -INT_MAX <= v <= INT_MAX:
         return v
     if v is None and k not in d:
         raise ContractError(f"{path}{k}: missing")
@@ -229,7 +240,7 @@ def _int(d: dict[str, Any], k: str, path: str = "", minimum: int | None = None) 
 
 def _num(d: dict[str, Any], k: str, path: str = "") -> float:
     v = d.get(k)
-    if (type(v) is float or type(v) is int) and v >= 0:
+    if (type(v) is float or type(v) is int) and 0 <= v <= NUM_MAX:
         return float(v)
     if v is None and k not in d:
         raise ContractError(f"{path}{k}: missing")

@@ -5,8 +5,8 @@ compared with its rate over the `baseline_window` before that (floored at
 `min_baseline_units_per_min`). Evaluated each time event time enters a new minute:
 
 - open      ratio >= surge_ratio and units in the window >= surge_min_units, no alert open,
-            and the location has a full baseline of history (else any first orders look
-            like a surge against the floor);
+            and a full baseline of event time has been observed since the stream began
+            (else the first orders anywhere look like a surge against the floor);
 - update    the ratio has doubled since the last message of the open alert;
 - resolved  the ratio stayed below `resolve_ratio` (1.5) for a full surge window.
 
@@ -82,11 +82,17 @@ class LocationSurge:
 
 
 class SurgeState:
-    """Hold every location's surge state and the event-time minute reached."""
+    """Hold every location's surge state and the event-time minute reached.
+
+    Locations are few (warehouses), so they are kept once seen: their windows empty
+    themselves as time passes.
+    """
 
     def __init__(self) -> None:
         self.locations: dict[str, LocationSurge] = {}
         self.minute = 0
+        # First event-time minute observed: the baseline needs that much observed time.
+        self.first_minute = -1
 
 
 class SurgeWatcher:
@@ -118,6 +124,8 @@ class SurgeWatcher:
     def _advance(self, ts: int, out: list[dict[str, Any]]) -> None:
         st = self.state
         minute = ts // MINUTE
+        if st.first_minute < 0:
+            st.first_minute = minute
         if minute <= st.minute:
             return
         st.minute = minute
@@ -138,16 +146,15 @@ class SurgeWatcher:
         ratio = upm / base_upm
         now = minute * MINUTE
         if loc.alert_id is None:
-            history = minute - loc.first_minute >= self.w + self.b
+            # A full baseline of *observed time* (not of orders at this location): a quiet
+            # or new location has a true baseline of zero, floored, and may surge at once.
+            history = minute - self.state.first_minute >= self.w + self.b
             if history and ratio >= cfg.surge_ratio and units >= cfg.surge_min_units:
                 loc.alert_id = f"{name}-{now}"
                 loc.last_ratio = ratio
                 loc.base_upm = base_upm
                 loc.below_since = None
                 out.append(self._message(name, loc, "open", now, window, upm, base_upm, ratio))
-            elif not loc.window.buckets:
-                # Nothing left in the horizon and no alert: forget the location.
-                del self.state.locations[name]
             return
         if ratio < RESOLVE_RATIO:
             if loc.below_since is None:

@@ -47,10 +47,14 @@ def test_librdkafka_properties_pass_through_from_env() -> None:
 
 def test_secrets_never_show(tmp_path: Path) -> None:
     s = load_settings(
-        env={"REDIS_URL": "redis://:topsecret@h:6379/0", "STOCKGUARD_KAFKA_PROPERTY_SASL_PASSWORD": "hunter2"}
+        env={
+            "REDIS_URL": "redis://:topsecret@h:6379/0",
+            "STOCKGUARD_KAFKA_PROPERTY_SASL_PASSWORD": "hunter2",
+            "STOCKGUARD_KAFKA_PROPERTY_SASL_OAUTHBEARER_CONFIG": "clientSecret=oauth-s3cret",
+        }
     )
     text = repr(s) + str(describe(s))
-    assert "topsecret" not in text and "hunter2" not in text
+    assert "topsecret" not in text and "hunter2" not in text and "oauth-s3cret" not in text
     assert s.redis.url.get_secret_value() == "redis://:topsecret@h:6379/0"
     assert str(SecretStr("x")) == "**********"
 

@@ -158,3 +158,17 @@ def test_late_events_count_within_lateness_and_are_refused_beyond_the_horizon() 
     assert sum(b.units for b in w.state.locations["WH-PARIS"].window.buckets) == before + 3
     w.on_charged(Charged(T0, "WH-PARIS", "A", 3, None, 5), out)
     assert w.late == 1
+
+
+def test_a_location_quiet_for_an_hour_then_surging_alerts_within_minutes() -> None:
+    rate = lambda m: 2 if m < 180 else (0 if m < 250 else 40)  # noqa: E731
+    _, out = drive(rate, 300)
+    opens = [a for a in out if a["status"] == "open"]
+    assert len(opens) == 1 and 250 < (opens[0]["ts"] - T0) // MINUTE <= 255
+
+
+def test_a_new_location_can_surge_once_the_stream_has_a_baseline_of_time() -> None:
+    w, _ = drive(lambda m: 5, 90, location="WH-PARIS")
+    _, out = drive(lambda m: 40, 10, location="WH-NEW", watcher=w, start=90)
+    assert [(a["location"], a["status"]) for a in out][0] == ("WH-NEW", "open")
+    assert {a["location"] for a in out} == {"WH-NEW"}
