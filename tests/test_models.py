@@ -186,7 +186,11 @@ def test_duplicate_skus_in_a_trigger_collapse_in_order() -> None:
         (parse_stock, with_(LEVEL, ts=1764547200000000), "ts: expected epoch milliseconds between 2001 and 2100"),
         (parse_stock, with_(LEVEL, on_hand=2**64 - 1), "on_hand: expected non-negative int"),
         (parse_stock, with_(ADJ, delta=-(2**60)), "delta: expected int"),
-        (parse_order, with_(ORDER, lines=[{"sku": "A", "qty": 1, "unit_price": 1e300}]), "lines[0].unit_price: expected non-negative number"),
+        (
+            parse_order,
+            with_(ORDER, lines=[{"sku": "A", "qty": 1, "unit_price": 1e300}]),
+            "lines[0].unit_price: expected non-negative number",
+        ),
         (parse_click, with_(CLICK, type="teleport"), "type: unknown value 'teleport'"),
         (parse_click, with_(CLICK, customer_id=...), "customer_id: missing"),
         (parse_click, with_(CLICK, qty=0), "qty: expected positive int"),
