@@ -31,6 +31,18 @@ def _start(what: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def _warm_up(kafka: str) -> None:
+    """Wait until the broker serves idempotent producers: a fresh broker first loads its
+    coordinators ("Coordinator load in progress"), which would stall the first test."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": kafka, "enable.idempotence": True})
+    p.produce("stockguard-warm-up", b"1")
+    left = p.flush(120)
+    if left:
+        raise RuntimeError(f"Kafka at {kafka} did not acknowledge a message within 120 s")
+
+
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     """Use KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set, else start local ones for the session."""
@@ -39,6 +51,7 @@ def services() -> Iterator[Services]:
     if not kafka:
         kafka = _start("kafka")
         started.append("kafka")
+    _warm_up(kafka)
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url:
         redis_url = _start("redis")

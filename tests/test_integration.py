@@ -26,7 +26,7 @@ import orjson
 import pytest
 import redis
 from bytewax.testing import TestingSink, TestingSource, run_main
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from config.settings import Settings, load_settings, topic_env
 from connectors.files import CollectSink
@@ -190,15 +190,14 @@ class OutputReader:
         self.records: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": kafka,
-                "group.id": f"it-{uuid.uuid4().hex}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
-        self._consumer.subscribe(self.topics)
+        self._consumer = Consumer({"bootstrap.servers": kafka, "group.id": "it-unused", "enable.auto.commit": False})
+        # Assigned, not subscribed: no group coordinator, which a freshly started broker
+        # may take long to load.
+        parts = []
+        for topic in self.topics:
+            md = self._consumer.list_topics(topic, timeout=30)
+            parts += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.topics[topic].partitions]
+        self._consumer.assign(parts)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
