@@ -209,6 +209,11 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--skus", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--quix-python",
+        default="/tmp/venv-quix/bin/python",
+        help="Python of a virtualenv with quixstreams (skipped when missing)",
+    )
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "compare.json"))
     args = ap.parse_args()
 
@@ -222,7 +227,7 @@ def main() -> int:
         "PYTHONPATH": str(ROOT),
     }
     envs = {}
-    for who in ("stockguard", "loop"):
+    for who in ("stockguard", "loop", "quix"):
         env = dict(base)
         for out in ("APPROVED", "SUPPRESSED", "RETRACTED", "SURGE_ALERTS", "INSIGHTS", "DLQ"):
             env[f"STOCKGUARD_TOPICS__{out}"] = f"cmp-{run}-{who}.{out.lower()}"
@@ -272,9 +277,25 @@ def main() -> int:
     loop_line = loop.stderr.strip().splitlines()[-1]
     loop_eps = float(loop_line.rsplit("=", 1)[1].split()[0].replace(",", ""))
 
+    quix_eps = None
+    qx: dict[str, bytes] = {}
+    if Path(args.quix_python).exists():
+        quix = subprocess.run(
+            [args.quix_python, str(ROOT / "bench" / "quix_peer.py"), "--expect", str(n_triggers)],
+            env=envs["quix"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=1200,
+        )
+        quix_line = quix.stderr.strip().splitlines()[-1]
+        quix_eps = float(quix_line.rsplit("=", 1)[1].split()[0].replace(",", ""))
+        qx = read_decisions(args.kafka, [f"cmp-{run}-quix.approved", f"cmp-{run}-quix.suppressed"])
+
     sg = read_decisions(args.kafka, [f"cmp-{run}-stockguard.approved", f"cmp-{run}-stockguard.suppressed"])
     hw = read_decisions(args.kafka, [f"cmp-{run}-loop.approved", f"cmp-{run}-loop.suppressed"])
     same = sum(1 for k, v in sg.items() if hw.get(k) == v)
+    same_quix = sum(1 for k, v in sg.items() if qx.get(k) == v)
     sg_eps = sg_read / sg_s
     result = {
         "events": args.events,
@@ -288,6 +309,9 @@ def main() -> int:
         "decisions_compared": len(sg),
         "decisions_identical": same,
         "loop_decisions": len(hw),
+        "quix_events_per_second": round(quix_eps) if quix_eps else None,
+        "ratio_stockguard_to_quix": round(sg_eps / quix_eps, 2) if quix_eps else None,
+        "quix_decisions_identical": same_quix,
     }
     rows = [
         ("events (backlog) / triggers", f"{args.events:,} / {n_triggers:,}"),
@@ -296,6 +320,12 @@ def main() -> int:
         ("stockguard / hand-written", f"{sg_eps / loop_eps:.2f}x"),
         ("identical decisions", f"{same:,} of {len(sg):,} (loop decided {len(hw):,})"),
     ]
+    if quix_eps:
+        rows += [
+            ("Quix Streams peer", f"{quix_eps:,.0f} events/s"),
+            ("stockguard / Quix Streams", f"{sg_eps / quix_eps:.2f}x"),
+            ("identical decisions (Quix)", f"{same_quix:,} of {len(sg):,}"),
+        ]
     w = max(len(a) for a, _ in rows)
     for a, b in rows:
         print(f"{a:<{w}}  {b}")
