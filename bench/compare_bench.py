@@ -16,7 +16,6 @@ checked on every trigger id. Prints a table and writes JSON (bench/results/compa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -34,6 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import report  # noqa: E402
 from bench.latency_bench import free_port, wait_ready  # noqa: E402
 from config.settings import load_settings, topic_env  # noqa: E402
 from stockguard.live import create_topics  # noqa: E402
@@ -326,11 +326,7 @@ def main() -> int:
             ("stockguard / Quix Streams", f"{sg_eps / quix_eps:.2f}x"),
             ("identical decisions (Quix)", f"{same_quix:,} of {len(sg):,}"),
         ]
-    w = max(len(a) for a, _ in rows)
-    for a, b in rows:
-        print(f"{a:<{w}}  {b}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    report(rows, result, args.json)
     return 0
 
 

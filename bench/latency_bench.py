@@ -14,7 +14,6 @@ Prints a table and writes JSON (default bench/results/latency.json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -33,6 +32,7 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import report  # noqa: E402
 from config.settings import Settings, load_settings, topic_env  # noqa: E402
 from stockguard.live import create_topics  # noqa: E402
 
@@ -392,11 +392,7 @@ def main() -> int:
         ),
         ("sustained decisions/s (burst of triggers)", f"{result['decisions_per_second']:,}"),
     ]
-    w = max(len(a) for a, _ in rows)
-    for a, b in rows:
-        print(f"{a:<{w}}  {b}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    report(rows, result, args.json)
     return 0
 
 

@@ -12,7 +12,6 @@ writes JSON (`--json`, default bench/results/replay.json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import random
@@ -28,6 +27,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import report  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from state.decision import Decider, DecisionState  # noqa: E402
 from state.models import parse_order, parse_product, parse_stock, parse_trigger  # noqa: E402
@@ -249,11 +249,7 @@ def main() -> int:
         ("state: pickled bytes per sku (one partition)", f"{result['bytes_per_sku_pickled']:.0f}"),
         ("state: pickled bytes per customer", f"{result['bytes_per_customer_pickled']:.0f}"),
     ]
-    w = max(len(a) for a, _ in rows)
-    for a, b in rows:
-        print(f"{a:<{w}}  {b}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    report(rows, result, args.json)
     return 0
 
 
