@@ -61,6 +61,7 @@ import orjson
 
 from config.settings import TopicSettings
 from connectors.simulator import SimConfig, simulate
+from stockguard.loadgen import produce_paced
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -453,15 +454,7 @@ def produce_load(run: LiveRun) -> LoadReport:
 
     cfg = run.cfg
     sim = cfg.sim
-    t = run.topics()
-    names = {
-        "shop.clickstream": t.clickstream,
-        "inventory.stock": t.stock,
-        "shop.orders": t.orders,
-        "catalog.products": t.products,
-        "marketing.triggers": t.triggers,
-        "marketing.campaigns": t.campaigns,
-    }
+    names = run.topics().from_contract()
     failures: list[str] = []
 
     def on_delivery(err: Any, msg: Any) -> None:
@@ -472,24 +465,9 @@ def produce_load(run: LiveRun) -> LoadReport:
     wall0 = time.time()
     mono0 = time.monotonic()
     next_report = mono0 + 30.0
-    sent = 0
-    for topic, key, value in simulate(sim):
-        if isinstance(value, dict) and isinstance(value.get("ts"), int):
-            due = mono0 + (value["ts"] - sim.start_ts) / 1000 / cfg.speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                producer.flush(delay)  # serve delivery callbacks while waiting
-                rest = due - time.monotonic()
-                if rest > 0:
-                    time.sleep(rest)
-        data = value.encode() if isinstance(value, str) else orjson.dumps(value)
-        while True:
-            try:
-                producer.produce(names[topic], data, key, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        sent += 1
+
+    def tick(sent: int) -> bool:
+        nonlocal next_report
         if failures:
             raise RunError(f"Kafka did not take a message: {failures[0]}")
         if time.monotonic() >= next_report:
@@ -497,6 +475,9 @@ def produce_load(run: LiveRun) -> LoadReport:
             run.check_alive()
             sim_h = (time.monotonic() - mono0) * cfg.speed / 3600
             log(f"load: simulated hour {sim_h:.1f} of {sim.hours:g}, {sent:,} messages")
+        return True
+
+    sent = produce_paced(producer, simulate(sim), names, sim.start_ts, cfg.speed, on_delivery, tick)
     left = producer.flush(30)
     if left or failures:
         raise RunError(f"{left} messages unacknowledged, failures: {failures[:1]}")
