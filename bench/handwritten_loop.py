@@ -29,8 +29,8 @@ from flows.records import OutRecord, RawRecord  # noqa: E402
 from flows.routing import CAMPAIGNS_KEY, Router, encode_emits  # noqa: E402
 from state.campaigns import CampaignState, CampaignTracker  # noqa: E402
 from state.decision import Decider, DecisionState, Emit  # noqa: E402
-from state.models import Campaign, Click, Order, Product, StockAdjustment, StockLevel, Trigger  # noqa: E402
-from state.monitor import Alert, Monitor, MonitorState, OrderLineEvent  # noqa: E402
+from state.models import Campaign, Order, Product  # noqa: E402
+from state.monitor import Alert, Monitor, MonitorState  # noqa: E402
 from state.surge import Charged, SurgeState, SurgeWatcher, Tick  # noqa: E402
 
 
@@ -73,28 +73,10 @@ class Loop:
                 elif tp is Campaign:
                     self.campaigns.on_campaign(payload, views)
                 continue
-            ev = payload[1]
-            tp = type(ev)
             if key[0] == "m":
-                m = self.monitors[payload[0]]
-                if tp is Click:
-                    m.on_click(ev, alerts, ticks)
-                elif tp is OrderLineEvent:
-                    m.on_line(ev, alerts, ticks, charged)
-                elif tp is StockLevel or tp is StockAdjustment:
-                    m.on_stock(ev, alerts, ticks)
-                elif tp is Product:
-                    m.on_product(ev, alerts, ticks)
-                continue
-            d = self.deciders[payload[0]]
-            if tp is Trigger:
-                d.on_trigger(ev, emits)
-            elif tp is StockLevel or tp is StockAdjustment:
-                d.on_stock(ev, emits)
-            elif tp is Order:
-                d.on_order(ev, emits)
-            elif tp is Product:
-                d.on_product(ev, emits)
+                self.monitors[payload[0]].apply(payload[1], alerts, ticks, charged)
+            else:
+                self.deciders[payload[0]].apply(payload[1], emits)
         for c in charged:
             self.surge.on_charged(c, surge_msgs)
         if ticks:

@@ -32,7 +32,6 @@ from flows.operations import CampaignLogic, MonitorLogic, SurgeLogic
 from flows.records import CampaignView, OutRecord, RawRecord, StockView
 from flows.routing import CAMPAIGNS_KEY, Event, Router, encode_emits
 from state.decision import Decider, DecisionState, Emit
-from state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
 
 __all__ = ["DecideLogic", "build_flow", "wall_clock_ms"]
 
@@ -76,25 +75,12 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, b
             decider = self.decider = self._decider(DecisionState(index, self.settings.decision_partitions))
         emits: list[Emit] = []
         source_ts: dict[int, int] = {}
-        on_trigger = decider.on_trigger
+        apply = decider.apply
         for item in values:
-            ev = item[1]
-            # Exact type checks: cheaper than isinstance chains on the hot path.
-            tp = type(ev)
-            if tp is Trigger:
-                on_trigger(ev, emits)  # type: ignore[arg-type]
-                kafka_ts = item[2]  # type: ignore[misc]
-                if kafka_ts is not None:
-                    # Exactly one decision per trigger: the last emit.
-                    source_ts[len(emits) - 1] = kafka_ts
-            elif tp is StockLevel or tp is StockAdjustment:
-                decider.on_stock(ev, emits)  # type: ignore[arg-type]
-            elif tp is Order:
-                decider.on_order(ev, emits)  # type: ignore[arg-type]
-            elif tp is Product:
-                decider.on_product(ev, emits)  # type: ignore[arg-type]
-            elif tp is Removed:
-                decider.on_removed(ev, emits)  # type: ignore[arg-type]
+            apply(item[1], emits)
+            if len(item) == 3 and item[2] is not None:
+                # A trigger read from Kafka: exactly one decision, the last emit.
+                source_ts[len(emits) - 1] = item[2]
         out: list[OutRecord | StockView] = []
         if emits:
             out.extend(encode_emits(emits, self.settings, source_ts))

@@ -18,8 +18,8 @@ from config.settings import Settings
 from connectors.metrics import SURGE_OPEN, StateGauges, init_location_series
 from flows.records import CampaignView, OutRecord
 from state.campaigns import CampaignState, CampaignTracker
-from state.models import Campaign, Click, Order, Product, Removed, StockAdjustment, StockLevel
-from state.monitor import Alert, Monitor, MonitorState, OrderLineEvent
+from state.models import Campaign, Order, Product, Removed
+from state.monitor import Alert, Monitor, MonitorState
 from state.surge import Charged, SurgeState, SurgeWatcher, Tick
 
 __all__ = ["CampaignLogic", "MonitorLogic", "SurgeLogic", "encode_alerts"]
@@ -60,18 +60,9 @@ class MonitorLogic(StatefulBatchLogic[tuple[int, Any], OutRecord | Charged | Tic
         alerts: list[Alert] = []
         ticks: list[Tick] = []
         charged: list[Charged] = []
+        apply = m.apply
         for _, ev in values:
-            tp = type(ev)
-            if tp is Click:
-                m.on_click(ev, alerts, ticks)
-            elif tp is OrderLineEvent:
-                m.on_line(ev, alerts, ticks, charged)
-            elif tp is StockLevel or tp is StockAdjustment:
-                m.on_stock(ev, alerts, ticks)
-            elif tp is Product:
-                m.on_product(ev, alerts, ticks)
-            elif tp is Removed:
-                m.on_removed(ev)
+            apply(ev, alerts, ticks, charged)
         out: list[OutRecord | Charged | Tick] = []
         if alerts:
             out.extend(encode_alerts(alerts, self.settings))

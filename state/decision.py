@@ -142,6 +142,20 @@ class Decider:
         # Skus whose stock view changed since the last `take_views`; None when not tracked.
         self.dirty: set[str] | None = set() if track_views else None
 
+    def apply(self, ev: object, out: list[Emit]) -> None:
+        """Apply any event routed to a decision partition (exact type dispatch: hot path)."""
+        tp = type(ev)
+        if tp is Trigger:
+            self.on_trigger(ev, out)  # type: ignore[arg-type]
+        elif tp is StockLevel or tp is StockAdjustment:
+            self.on_stock(ev, out)  # type: ignore[arg-type]
+        elif tp is Order:
+            self.on_order(ev, out)  # type: ignore[arg-type]
+        elif tp is Product:
+            self.on_product(ev, out)  # type: ignore[arg-type]
+        elif tp is Removed:
+            self.on_removed(ev, out)  # type: ignore[arg-type]
+
     # ---- product side: broadcast to every partition ----
 
     def _sku(self, sku: str) -> SkuState:

@@ -121,6 +121,20 @@ class Monitor:
             st.next_sweep = (ts // _SWEEP + 1) * _SWEEP
             self.sweep(out)
 
+    def apply(self, ev: object, alerts: list[Alert], ticks: list[Tick], charged: list[Charged]) -> None:
+        """Apply any event routed to a monitor partition (exact type dispatch: hot path)."""
+        tp = type(ev)
+        if tp is Click:
+            self.on_click(ev, alerts, ticks)  # type: ignore[arg-type]
+        elif tp is OrderLineEvent:
+            self.on_line(ev, alerts, ticks, charged)  # type: ignore[arg-type]
+        elif tp is StockLevel or tp is StockAdjustment:
+            self.on_stock(ev, alerts, ticks)  # type: ignore[arg-type]
+        elif tp is Product:
+            self.on_product(ev, alerts, ticks)  # type: ignore[arg-type]
+        elif tp is Removed:
+            self.on_removed(ev)  # type: ignore[arg-type]
+
     # ---- events ----
 
     def on_stock(self, ev: StockLevel | StockAdjustment, out: list[Alert], ticks: list[Tick]) -> None:
