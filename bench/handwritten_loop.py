@@ -38,6 +38,7 @@ class Loop:
     """Hold every partition's state in one process and apply events as they come."""
 
     def __init__(self, settings: Settings) -> None:
+        settings = settings.with_workers(1)
         self.s = settings
         self.router = Router(settings, wall_clock_ms)
         self.deciders = [

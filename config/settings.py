@@ -261,8 +261,9 @@ class Settings:
     surge: SurgeSettings = field(default_factory=SurgeSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
-    # Logical decision partitions: fixed, so decisions never depend on workers.
-    decision_partitions: int = 4
+    # Logical decision partitions: fixed, so decisions never depend on workers. 0 (auto):
+    # one per worker of the run, so one process broadcasts product state to one replica.
+    decision_partitions: int = 0
     recovery_dir: str = ""
     snapshot_interval: int = _duration(10_000)
     epoch_interval: int = _duration(10_000)
@@ -277,10 +278,21 @@ class Settings:
     customer_hash_key: SecretStr = field(default_factory=lambda: SecretStr(""))
 
     def __post_init__(self) -> None:
-        if self.decision_partitions < 1:
-            raise SettingsError("decision_partitions must be >= 1")
+        if self.decision_partitions < 0:
+            raise SettingsError("decision_partitions must be >= 0 (0: one per worker)")
         if self.rules.cap_count < 0 or self.rules.sends_per_unit < 0:
             raise SettingsError("cap_count and sends_per_unit must be >= 0")
+
+    def with_workers(self, total_workers: int) -> Settings:
+        """Return these settings with an automatic `decision_partitions` set for a run.
+
+        Each decision partition holds a full replica of product state and receives every
+        stock, catalog and order event, so more partitions than workers only cost time and
+        memory; an explicit value (for a recovery store that must outlive a rescale) wins.
+        """
+        if self.decision_partitions:
+            return self
+        return dataclasses.replace(self, decision_partitions=max(1, total_workers))
 
 
 def _coerce(name: str, tp: Any, value: Any, is_duration: bool) -> Any:

@@ -60,6 +60,13 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, b
         self.decider: Decider | None = None
         if resume is not None:
             state: DecisionState = pickle.loads(resume)  # noqa: S301 - our own recovery store
+            if state.partitions != settings.decision_partitions:
+                # Customers would hash to other partitions: their dedup and caps would be lost.
+                raise RuntimeError(
+                    f"the recovery store holds {state.partitions} decision partitions, this run has "
+                    f"{settings.decision_partitions}: set decision_partitions={state.partitions} "
+                    "(STOCKGUARD_DECISION_PARTITIONS) or start from a new recovery store"
+                )
             self.decider = self._decider(state)
 
     def _decider(self, state: DecisionState) -> Decider:
@@ -118,6 +125,8 @@ def build_flow(
     """
     if not sources or not sinks:
         raise ValueError("build_flow needs at least one source and one sink")
+    # A caller that knows the run's workers resolved an automatic count already.
+    settings = settings.with_workers(1)
     view_sinks = [views] if isinstance(views, Sink) else list(views)
     flow = Dataflow(flow_id)
     streams = [op.input(f"read_{name}", flow, src) for name, src in sources.items()]

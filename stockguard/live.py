@@ -63,9 +63,12 @@ def build_live_flow(settings: Settings, recovery: bool) -> Dataflow:
 
 def get_flow() -> Dataflow:
     """Build the live flow from the environment's settings, for `python -m bytewax.run`."""
-    settings = load_settings()
     pid = int(os.environ.get("BYTEWAX_PROCESS_ID") or _arg_after("-i") or 0)
-    prepare_process(settings, pid, workers=int(os.environ.get("BYTEWAX_WORKERS_PER_PROCESS") or 1))
+    workers = int(os.environ.get("BYTEWAX_WORKERS_PER_PROCESS") or _arg_after("-w") or 1)
+    addresses = os.environ.get("BYTEWAX_ADDRESSES") or _arg_after("-a") or ""
+    processes = max(1, len([a for a in addresses.split(";") if a]))
+    settings = load_settings().with_workers(workers * processes)
+    prepare_process(settings, pid, workers=workers)
     return build_live_flow(settings, recovery=bool(settings.recovery_dir) or _recovery_requested())
 
 
@@ -105,6 +108,7 @@ def run_live(
     from bytewax._bytewax import cli_main
     from bytewax.recovery import RecoveryConfig, init_db_dir
 
+    settings = settings.with_workers(workers * (len(addresses) if addresses else 1))
     prepare_process(settings, process_id or 0, workers, recovery=bool(recovery_dir or settings.recovery_dir))
     recovery_config: Any = None
     rdir = recovery_dir or settings.recovery_dir

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from typing import Any
 
 import orjson
+import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from config.settings import Settings
-from flows.dataflow import build_flow
+from flows.dataflow import DecideLogic, build_flow
 from flows.records import OutRecord, RawRecord
+from state.decision import DecisionState
 from tests.helpers import MIN, T0, level, order, product, trigger
 
 S = Settings()
@@ -152,12 +155,14 @@ def big_scenario() -> list[RawRecord]:
 
 def test_decisions_do_not_depend_on_the_number_of_workers() -> None:
     recs = big_scenario()
-    one = decisions(run(recs))
+    # Pinned: an automatic count would follow the workers and change the budget split.
+    s4 = dataclasses.replace(S, decision_partitions=4)
+    one = decisions(run(recs, s4))
     out: list[OutRecord] = []
-    flow = build_flow(S, {"test": TestingSource(recs)}, {"test": TestingSink(out)}, clock=lambda: 7)
+    flow = build_flow(s4, {"test": TestingSource(recs)}, {"test": TestingSink(out)}, clock=lambda: 7)
     cluster_main(flow, [], 0, worker_count_per_proc=3)
     assert decisions(out) == one
-    assert len(out) == len(run(recs))
+    assert len(out) == len(run(recs, s4))
 
 
 def test_one_partition_and_many_agree_when_budgets_are_not_binding() -> None:
@@ -185,3 +190,11 @@ def test_a_catalog_tombstone_deletes_the_product_not_a_dead_letter() -> None:
     t2 = next(m for m in got[TP.approved] if m["trigger_id"] == "t2")
     assert t2["decision"] == "retarget" and t2["skus"] == ["BLUE"]
     assert [(m["topic"], m["error"].split(":")[0]) for m in got[TP.dlq]] == [(TP.products, "key"), (TP.orders, "value")]
+
+
+def test_a_recovery_store_with_another_partition_count_is_refused_with_the_fix() -> None:
+    stored = pickle.dumps(DecisionState(0, 4))
+    with pytest.raises(RuntimeError, match="decision_partitions=4"):
+        DecideLogic(S.with_workers(1), lambda: 7, stored, keep_snapshots=True)
+    resumed = DecideLogic(dataclasses.replace(S, decision_partitions=4), lambda: 7, stored, keep_snapshots=True)
+    assert resumed.decider is not None and resumed.decider.state.partitions == 4

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import SecretStr, SettingsError, describe, load_settings, parse_duration
+from config.settings import SecretStr, Settings, SettingsError, describe, load_settings, parse_duration
 
 
 def test_defaults_are_the_contracts() -> None:
@@ -89,7 +89,7 @@ def test_bad_settings_fail_with_the_setting_named(tmp_path: Path) -> None:
 
 
 def test_script_variables_with_our_prefix_are_not_settings() -> None:
-    assert load_settings(env={"STOCKGUARD_CACHE": "/x", "STOCKGUARD_RUN_DIR": "/y"}).decision_partitions == 4
+    assert load_settings(env={"STOCKGUARD_CACHE": "/x", "STOCKGUARD_RUN_DIR": "/y"}).decision_partitions == 0
 
 
 def test_cli_never_prints_secrets(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,3 +117,15 @@ def test_topic_renames_map_contract_names_to_configured_ones() -> None:
     assert s.topics.triggers == "x.marketing.triggers" and s.topics.dlq == "x.stockguard.dlq"
     assert s.topics.from_contract()["shop.orders"] == "x.shop.orders"
     assert len(s.topics.from_contract()) == 12
+
+
+def test_automatic_decision_partitions_follow_the_workers_and_an_explicit_count_wins() -> None:
+    auto = Settings()
+    assert auto.decision_partitions == 0
+    assert auto.with_workers(1).decision_partitions == 1
+    assert auto.with_workers(6).decision_partitions == 6
+    assert auto.with_workers(0).decision_partitions == 1
+    pinned = load_settings(env={"STOCKGUARD_DECISION_PARTITIONS": "4"})
+    assert pinned.with_workers(2).decision_partitions == 4
+    with pytest.raises(SettingsError, match="decision_partitions"):
+        load_settings(env={"STOCKGUARD_DECISION_PARTITIONS": "-1"})
