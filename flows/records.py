@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = ["NOT_DECODED", "CampaignView", "OutRecord", "RawRecord", "StockView"]
 
 NOT_DECODED: Final[Any] = object()
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     """One input message as a source read it, before any parsing.
 
     `value` holds the original bytes. A source that already decoded the JSON (the replay
@@ -29,8 +27,7 @@ class RawRecord:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OutRecord:
+class OutRecord(NamedTuple):
     """One output message: topic, key and the encoded JSON value.
 
     `label` is the decision (`send`, `retarget`), the suppression reason, or the DLQ
@@ -47,16 +44,14 @@ class OutRecord:
     source_ts: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StockView:
+class StockView(NamedTuple):
     """The current stock view of one sku, for the Redis read model (not a topic message)."""
 
     sku: str
     view: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class CampaignView:
+class CampaignView(NamedTuple):
     """The live view of one campaign, for Prometheus gauges and the Redis read model."""
 
     campaign_id: str

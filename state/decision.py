@@ -19,7 +19,7 @@ import zlib
 from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 
 from config.settings import RuleSettings
@@ -256,7 +256,7 @@ class Decider:
         members = st.groups.get((old.group, old.size))
         if members is not None:
             members.discard(r.key)
-        s.product = replace(old, active=False, online=False, substitutes=None)
+        s.product = old._replace(active=False, online=False, substitutes=None)
         self._after_change(r.key, s, r.ts if r.ts is not None else st.watermark, out)
 
     def on_order(self, o: Order, out: list[Emit]) -> None:
@@ -581,7 +581,7 @@ class Decider:
             if s.sends and s.sends[-1] <= now - rules.budget_window:
                 s.sends = []
             if s.sales and s.sales[-1][0] < (now - rules.velocity_window) // _HOUR:
-                s.sales = []
+                s.clear_sales()
             if not s.locs and s.product is None and not s.sends and not s.sent and not s.sales:
                 dead.append(sku)
         for sku in dead:

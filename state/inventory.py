@@ -75,7 +75,7 @@ class LocStock:
 class SkuState:
     """Hold what one decision partition knows of a sku: stock, catalog, sales, sends."""
 
-    __slots__ = ("available", "locs", "product", "sales", "sends", "sent")
+    __slots__ = ("available", "locs", "product", "sales", "sends", "sent", "sold")
 
     def __init__(self) -> None:
         self.locs: dict[str, LocStock] = {}
@@ -83,6 +83,8 @@ class SkuState:
         self.product: Product | None = None
         # [hour, units] buckets of units ordered, newest last, for days of cover.
         self.sales: list[list[int]] = []
+        # Units in `sales`: a running total, so days of cover need no sum per candidate.
+        self.sold = 0
         # Event times of this partition's approved sends of the sku (the send budget), sorted.
         self.sends: list[int] = []
         # (ts, trigger_id, customer_id, campaign_id) approved with the sku, for retraction.
@@ -116,13 +118,18 @@ class SkuState:
         """Count units ordered in an hour bucket, dropping buckets older than `window`."""
         hour = ts // _HOUR
         sales = self.sales
+        self.sold += units
         if sales and sales[-1][0] == hour:
             sales[-1][1] += units
         elif not sales or sales[-1][0] < hour:
             sales.append([hour, units])
             oldest = (ts - window) // _HOUR
             if sales[0][0] < oldest:
-                self.sales = [b for b in sales if b[0] >= oldest]
+                i = 0
+                while sales[i][0] < oldest:
+                    self.sold -= sales[i][1]
+                    i += 1
+                del sales[:i]
         else:
             # A late order (another partition was ahead): same totals as in time order.
             for i, b in enumerate(sales):
@@ -136,10 +143,22 @@ class SkuState:
     def units_sold(self, now: int, window: int) -> int:
         """Return units ordered in the hour buckets within `window` before `now`."""
         oldest = (now - window) // _HOUR
-        return sum(u for h, u in self.sales if h >= oldest)
+        total = self.sold
+        # Buckets are in hour order and evicted as sales arrive: few, if any, are too old.
+        for h, u in self.sales:
+            if h >= oldest:
+                break
+            total -= u
+        return total
+
+    def clear_sales(self) -> None:
+        """Forget every sales bucket (an idle sku's)."""
+        self.sales = []
+        self.sold = 0
 
     def __getstate__(self) -> tuple[object, ...]:
         return (self.locs, self.product, self.sales, self.sends, self.sent, self.available)
 
     def __setstate__(self, s: tuple[object, ...]) -> None:
         (self.locs, self.product, self.sales, self.sends, self.sent, self.available) = s  # type: ignore[assignment]
+        self.sold = sum(u for _h, u in self.sales)

@@ -8,8 +8,7 @@ Validation is hand-written: one pass over known keys, no reflection per event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "CLICK_TYPES",
@@ -43,8 +42,7 @@ class ContractError(ValueError):
     """Say why a message violates the contract; the text goes to the dead-letter record."""
 
 
-@dataclass(frozen=True, slots=True)
-class Click:
+class Click(NamedTuple):
     """A shopper's action on the site (`shop.clickstream`)."""
 
     event_id: str
@@ -57,8 +55,7 @@ class Click:
     campaign_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class StockLevel:
+class StockLevel(NamedTuple):
     """An absolute stock level of a sku at a location (`inventory.stock`, type level)."""
 
     event_id: str
@@ -69,8 +66,7 @@ class StockLevel:
     reserved: int
 
 
-@dataclass(frozen=True, slots=True)
-class StockAdjustment:
+class StockAdjustment(NamedTuple):
     """A delta to on_hand of a sku at a location (`inventory.stock`, type adjustment)."""
 
     event_id: str
@@ -81,8 +77,7 @@ class StockAdjustment:
     reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class OrderLine:
+class OrderLine(NamedTuple):
     """One line of an order."""
 
     sku: str
@@ -91,8 +86,7 @@ class OrderLine:
     location: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
+class Order(NamedTuple):
     """An order placed or cancelled (`shop.orders`)."""
 
     event_id: str
@@ -104,8 +98,7 @@ class Order:
     lines: tuple[OrderLine, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Product:
+class Product(NamedTuple):
     """Product master data of one sku (`catalog.products`)."""
 
     sku: str
@@ -125,8 +118,7 @@ class Product:
         return self.price - self.unit_cost
 
 
-@dataclass(frozen=True, slots=True)
-class Removed:
+class Removed(NamedTuple):
     """A tombstone on a compacted topic: the product (by sku) or campaign was deleted.
 
     `ts` is the Kafka timestamp when there is one; tombstones carry no body.
@@ -136,8 +128,7 @@ class Removed:
     ts: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Trigger:
+class Trigger(NamedTuple):
     """A send the marketing platform wants to make (`marketing.triggers`)."""
 
     trigger_id: str
@@ -151,8 +142,7 @@ class Trigger:
     raw: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Campaign:
+class Campaign(NamedTuple):
     """Campaign metadata (`marketing.campaigns`)."""
 
     campaign_id: str

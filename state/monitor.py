@@ -21,8 +21,7 @@ their campaign attribution and location, the last product view, and alert/insigh
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from config.settings import RuleSettings, SurgeSettings
 from state.inventory import LocStock, SkuState
@@ -36,6 +35,9 @@ _HOUR: Final = 3_600_000
 _DAY: Final = 86_400_000
 # Insight sweeps: a scan of every sku; insights are once a day, so every 3 h is enough.
 _SWEEP: Final = 3 * _HOUR
+# Each round is spread over this much event time, a slice per event, never one stall: a
+# million skus checked at once would hold every decision behind them for seconds.
+_SPREAD: Final = 30 * MINUTE
 
 
 def monitor_partition_of(sku: str, partitions: int) -> int:
@@ -43,8 +45,7 @@ def monitor_partition_of(sku: str, partitions: int) -> int:
     return zlib.crc32(sku.encode()) % partitions if partitions > 1 else 0
 
 
-@dataclass(frozen=True, slots=True)
-class OrderLineEvent:
+class OrderLineEvent(NamedTuple):
     """One line of an order, routed to its sku's monitor partition."""
 
     ts: int
@@ -88,6 +89,10 @@ class MonitorState:
         self.skus: dict[str, SkuWatch] = {}
         self.watermark = 0
         self.next_sweep = 0
+        # The current sweep round: skus to check (in insertion order) and how far it got.
+        self.round: list[str] = []
+        self.round_pos = 0
+        self.round_start = 0
 
 
 Alert = tuple[str, str, dict[str, Any]]  # (kind "alert" | "insight", key, message)
@@ -119,7 +124,15 @@ class Monitor:
         st.watermark = ts
         if ts >= st.next_sweep:
             st.next_sweep = (ts // _SWEEP + 1) * _SWEEP
-            self.sweep(out)
+            # A round left unfinished (event time jumped) ends before the next begins.
+            self._check(out, len(st.round))
+            st.round = list(st.skus)
+            st.round_pos = 0
+            st.round_start = ts
+        if st.round_pos < len(st.round):
+            due = -(-len(st.round) * (ts - st.round_start) // _SPREAD)
+            if due > st.round_pos:
+                self._check(out, due)
 
     def apply(self, ev: object, alerts: list[Alert], ticks: list[Tick], charged: list[Charged]) -> None:
         """Apply any event routed to a monitor partition (exact type dispatch: hot path)."""
@@ -168,7 +181,7 @@ class Monitor:
         """Apply a catalog deletion: a deleted product gets no insights."""
         w = self.state.skus.get(r.key)
         if w is not None and w.stock.product is not None:
-            w.stock.product = replace(w.stock.product, active=False, online=False)
+            w.stock.product = w.stock.product._replace(active=False, online=False)
 
     def on_click(self, c: Click, out: list[Alert], ticks: list[Tick]) -> None:
         """Remember the last product view of a sku."""
@@ -312,12 +325,30 @@ class Monitor:
         out.append(("insight", sku, msg))
 
     def sweep(self, out: list[Alert]) -> None:
-        """Check insights of every sku and forget old charges (windows evict as they grow)."""
-        now = self.state.watermark
-        for sku in sorted(self.state.skus):
-            w = self.state.skus[sku]
+        """Check insights of every sku now and forget old charges (windows evict as they grow)."""
+        st = self.state
+        st.round = list(st.skus)
+        st.round_pos = 0
+        self._check(out, len(st.round))
+
+    def _check(self, out: list[Alert], upto: int) -> None:
+        """Check the skus of the current round up to position `upto`."""
+        st = self.state
+        now = st.watermark
+        skus = st.skus
+        names = st.round
+        end = min(upto, len(names))
+        for i in range(st.round_pos, end):
+            sku = names[i]
+            w = skus.get(sku)
+            if w is None:
+                continue
             if w.charged:
                 cut = now - self.rules.order_ttl
                 if any(ts < cut for _l, _q, ts in w.charged.values()):
                     w.charged = {k: v for k, v in w.charged.items() if v[2] >= cut}
             self._insights(sku, w, now, out)
+        st.round_pos = end
+        if end >= len(names):
+            st.round = []
+            st.round_pos = 0

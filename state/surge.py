@@ -21,8 +21,7 @@ threshold yields one alert, not dozens.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from config.settings import SurgeSettings
 from state.windows import MINUTE, MinuteWindow
@@ -33,8 +32,7 @@ RESOLVE_RATIO = 1.5
 TOP_SKUS = 5
 
 
-@dataclass(frozen=True, slots=True)
-class Charged:
+class Charged(NamedTuple):
     """Units of an order line charged to a location (from the sku monitor)."""
 
     ts: int
@@ -45,8 +43,7 @@ class Charged:
     loc_atp: int
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
+class Tick(NamedTuple):
     """Event time has reached `ts` (from the sku monitor), for time-driven rules."""
 
     ts: int

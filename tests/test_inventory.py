@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from state.inventory import LocStock, SkuState
 from tests.helpers import MIN, T0, Harness, adjustment, level, order
 
@@ -154,3 +159,24 @@ def test_late_orders_count_as_if_they_came_in_time_order() -> None:
         late.add_sale(ts, units, window)
     assert late.sales == in_order.sales
     assert late.units_sold(T0 + 3 * 3_600_000, window) == 10
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 72 * 3_600_000), st.integers(1, 9)), max_size=40),
+    st.integers(0, 80 * 3_600_000),
+)
+def test_the_running_total_of_units_sold_equals_the_sum_of_the_buckets(
+    sales: list[tuple[int, int]], query: int
+) -> None:
+    window = 24 * 3_600_000
+    s = SkuState()
+    for ts, units in sales:
+        s.add_sale(T0 + ts, units, window)
+        assert s.sold == sum(u for _h, u in s.sales)
+    now = T0 + query
+    oldest = (now - window) // 3_600_000
+    expected = sum(u for h, u in s.sales if h >= oldest)
+    assert s.units_sold(now, window) == expected
+    assert pickle.loads(pickle.dumps(s)).units_sold(now, window) == expected
+    s.clear_sales()
+    assert s.units_sold(now, window) == 0

@@ -197,3 +197,31 @@ def test_campaign_view_attributes_orders_and_takes_cancellations_back() -> None:
     assert v["roas"] == 0.4
     t.advance(T0 + 2 * HOUR, out)
     assert out[-1]["active"] is False
+
+
+def test_an_insight_sweep_is_spread_over_event_time_not_one_stall() -> None:
+    m = M()
+    skus = [f"S{i:04d}" for i in range(3000)]
+    for s in skus:
+        m.stock(level(s, 100))
+        m.product(product(s, online=False))
+    first = {i["sku"] for i in m.of("invisible_in_stock")}
+    assert first == set(skus)  # a catalog change is checked at once
+    m.alerts.clear()
+    # The next round starts at the 3 h boundary: one millisecond later only a slice is due.
+    boundary = (T0 // (3 * HOUR) + 2) * 3 * HOUR
+    m.view(skus[0], boundary)
+    m.view(skus[0], boundary + 1)
+    assert m.m.state.round_pos <= len(skus) // 1000 + 1
+    ts = boundary
+    checked = []
+    while ts < boundary + 30 * MIN:
+        ts += MIN
+        m.view(skus[0], ts)
+        if m.m.state.round:
+            checked.append(m.m.state.round_pos)
+    # A minute of event time checks 1/30 of the skus, in order, to the end of the round.
+    assert checked == [len(skus) * k // 30 for k in range(1, 30)]
+    assert m.m.state.round == []  # every sku checked within the spread
+    # Insights are once a day: the round checked every sku and sent nothing new.
+    assert m.of("invisible_in_stock") == []
