@@ -56,16 +56,17 @@ class Router:
         self.keys = [str(i) for i in range(self.partitions)]
         self.dlq_topic = t.dlq
         self.clock = clock
-        self.parsers: dict[str, Callable[[Any], Any]] = {
-            t.triggers: parse_trigger,
-            t.stock: parse_stock,
-            t.orders: parse_order,
-            t.products: parse_product,
-            t.clickstream: parse_click,
-            t.campaigns: parse_campaign,
+        Handler = Callable[[Any, RawRecord, list[Routed | OutRecord]], None]
+        self.handlers: dict[str, Handler] = {
+            t.triggers: self._trigger,
+            t.stock: self._stock,
+            t.orders: self._order,
+            t.products: self._product,
+            t.clickstream: self._click,
+            t.campaigns: self._campaign,
         }
-        self.broadcast_topics = {t.stock, t.orders, t.products}
-        self.trigger_topic = t.triggers
+        # (index, key) of every decision partition: stock, catalog and orders go to all.
+        self.broadcast = list(enumerate(self.keys))
         self.t = t
         # Compacted topics: a tombstone (null value) deletes the key, it is not bad input.
         self.compacted = {t.products, t.campaigns}
@@ -92,64 +93,97 @@ class Router:
         return OutRecord(self.dlq_topic, rec.topic, orjson.dumps(msg), field, rec.timestamp)
 
     def route_batch(self, recs: list[RawRecord]) -> list[Routed | OutRecord]:
-        """Route a batch: one Python call per batch instead of per record."""
+        """Route a batch: one Python call per batch, each record appended in place."""
         out: list[Routed | OutRecord] = []
-        route = self.route
+        handlers = self.handlers
         for rec in recs:
-            out.extend(route(rec))
+            handler = handlers.get(rec.topic)
+            value = rec.decoded
+            if handler is None or rec.error is not None or value is None:
+                out.extend(self._route_unusual(rec))
+                continue
+            if value is NOT_DECODED:
+                raw = rec.value
+                if raw is None:
+                    out.extend(self._route_unusual(rec))
+                    continue
+                try:
+                    value = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    out.append(self.dead_letter(rec, f"value: not JSON ({exc})"))
+                    continue
+            try:
+                handler(value, rec, out)
+            except ContractError as exc:
+                out.append(self.dead_letter(rec, str(exc)))
         return out
 
     def route(self, rec: RawRecord) -> list[Routed | OutRecord]:
         """Parse one record; return its routed copies, a dead-letter record, or nothing."""
+        return self.route_batch([rec])
+
+    def _route_unusual(self, rec: RawRecord) -> list[Routed | OutRecord]:
+        """Route what the fast loop does not: framing errors, unknown topics, null values."""
         if rec.error is not None:
             return [self.dead_letter(rec, rec.error)]
-        parser = self.parsers.get(rec.topic)
-        if parser is None:
+        if rec.topic not in self.handlers:
             return [self.dead_letter(rec, f"topic: not an input topic of stockguard ({rec.topic!r})")]
-        value = rec.decoded
-        if (value is None or (value is NOT_DECODED and rec.value is None)) and rec.topic in self.compacted:
+        if rec.topic in self.compacted:
             return self._tombstone(rec)
-        if value is NOT_DECODED:
-            if rec.value is None:
-                return [self.dead_letter(rec, "value: missing (tombstone)")]
+        if rec.decoded is None:
+            # A JSON null from a replay file: the parser names the problem.
+            out: list[Routed | OutRecord] = []
             try:
-                value = orjson.loads(rec.value)
-            except orjson.JSONDecodeError as exc:
-                return [self.dead_letter(rec, f"value: not JSON ({exc})")]
-        try:
-            ev = parser(value)
-        except ContractError as exc:
-            return [self.dead_letter(rec, str(exc))]
-        topic = rec.topic
-        t = self.t
-        if topic == self.trigger_topic:
-            i = partition_of(ev.customer_id, self.partitions)
-            # The Kafka timestamp rides along for the decision-latency metric.
-            return [(self.keys[i], (i, ev, rec.timestamp))]
-        if topic == t.clickstream:
-            if ev.type != "product_view" or ev.sku is None:
-                return []
-            return [self._to_monitor(ev.sku, ev)]
-        out: list[Routed | OutRecord] = []
-        if topic in self.broadcast_topics:
-            out = [(k, (i, ev)) for i, k in enumerate(self.keys)]
-        if topic == t.stock or topic == t.products:
+                self.handlers[rec.topic](None, rec, out)
+            except ContractError as exc:
+                return [self.dead_letter(rec, str(exc))]
+            return out
+        return [self.dead_letter(rec, "value: missing (tombstone)")]
+
+    # ---- one handler per input topic: parse, then append the routed copies ----
+
+    def _trigger(self, value: Any, rec: RawRecord, out: list[Routed | OutRecord]) -> None:
+        ev = parse_trigger(value)
+        i = partition_of(ev.customer_id, self.partitions)
+        # The Kafka timestamp rides along for the decision-latency metric.
+        out.append((self.keys[i], (i, ev, rec.timestamp)))
+
+    def _click(self, value: Any, _rec: RawRecord, out: list[Routed | OutRecord]) -> None:
+        ev = parse_click(value)
+        # Only product views matter downstream (the monitor's last view); the rest is read,
+        # validated and counted, then has no further use.
+        if ev.type == "product_view" and ev.sku is not None:
             out.append(self._to_monitor(ev.sku, ev))
-        if topic == t.orders:
-            for line in ev.lines:
-                out.append(
-                    self._to_monitor(
-                        line.sku,
-                        OrderLineEvent(
-                            ev.ts, ev.order_id, ev.status, ev.campaign_id, line.sku, line.qty, line.location
-                        ),
-                    )
+
+    def _stock(self, value: Any, _rec: RawRecord, out: list[Routed | OutRecord]) -> None:
+        ev = parse_stock(value)
+        for i, k in self.broadcast:
+            out.append((k, (i, ev)))
+        out.append(self._to_monitor(ev.sku, ev))
+
+    def _product(self, value: Any, _rec: RawRecord, out: list[Routed | OutRecord]) -> None:
+        ev = parse_product(value)
+        for i, k in self.broadcast:
+            out.append((k, (i, ev)))
+        out.append(self._to_monitor(ev.sku, ev))
+        out.append((CAMPAIGNS_KEY, ev))
+
+    def _order(self, value: Any, _rec: RawRecord, out: list[Routed | OutRecord]) -> None:
+        ev = parse_order(value)
+        for i, k in self.broadcast:
+            out.append((k, (i, ev)))
+        for line in ev.lines:
+            out.append(
+                self._to_monitor(
+                    line.sku,
+                    OrderLineEvent(ev.ts, ev.order_id, ev.status, ev.campaign_id, line.sku, line.qty, line.location),
                 )
-            if ev.campaign_id is not None or ev.status == "cancelled":
-                out.append((CAMPAIGNS_KEY, ev))
-        elif topic == t.products or topic == t.campaigns:
+            )
+        if ev.campaign_id is not None or ev.status == "cancelled":
             out.append((CAMPAIGNS_KEY, ev))
-        return out
+
+    def _campaign(self, value: Any, _rec: RawRecord, out: list[Routed | OutRecord]) -> None:
+        out.append((CAMPAIGNS_KEY, parse_campaign(value)))
 
     def _tombstone(self, rec: RawRecord) -> list[Routed | OutRecord]:
         """Apply a deletion on a compacted topic: a removed product becomes unsellable."""

@@ -32,6 +32,11 @@ __all__ = [
     "parse_trigger",
 ]
 
+# Fast paths: the parsers below accept a message in one expression of inline checks and
+# fall back to the checked parser (which names the failing field) on anything unusual.
+# The fast path only ever returns what the checked one would (a property test holds them
+# to it); it exists because the field helpers cost ~0.15 us per field on every event.
+
 CLICK_TYPES: Final = frozenset({"product_view", "add_to_cart", "remove_from_cart", "search", "wishlist"})
 STOCK_TYPES: Final = frozenset({"level", "adjustment"})
 ORDER_STATUSES: Final = frozenset({"placed", "cancelled"})
@@ -270,10 +275,10 @@ def _str_list(d: dict[str, Any], k: str, *, non_empty: bool) -> tuple[str, ...]:
     return tuple(v)
 
 
-# --- parsers, one per topic ---
+# --- checked parsers, one per topic: every check, field by field, with the precise error ---
 
 
-def parse_click(v: Any) -> Click:
+def checked_click(v: Any) -> Click:
     """Validate a `shop.clickstream` message."""
     d = _obj(v)
     typ = _enum(d, "type", CLICK_TYPES)
@@ -296,7 +301,7 @@ def parse_click(v: Any) -> Click:
     )
 
 
-def parse_stock(v: Any) -> StockLevel | StockAdjustment:
+def checked_stock(v: Any) -> StockLevel | StockAdjustment:
     """Validate an `inventory.stock` message: a level or an adjustment."""
     d = _obj(v)
     typ = _enum(d, "type", STOCK_TYPES)
@@ -314,7 +319,7 @@ def parse_stock(v: Any) -> StockLevel | StockAdjustment:
     )
 
 
-def parse_order(v: Any) -> Order:
+def checked_order(v: Any) -> Order:
     """Validate a `shop.orders` message and its lines."""
     d = _obj(v)
     raw_lines = d.get("lines")
@@ -348,7 +353,7 @@ def parse_order(v: Any) -> Order:
     )
 
 
-def parse_product(v: Any) -> Product:
+def checked_product(v: Any) -> Product:
     """Validate a `catalog.products` message."""
     d = _obj(v)
     subs = _str_list(d, "substitutes", non_empty=False) if d.get("substitutes") is not None else None
@@ -368,7 +373,7 @@ def parse_product(v: Any) -> Product:
     )
 
 
-def parse_trigger(v: Any) -> Trigger:
+def checked_trigger(v: Any) -> Trigger:
     """Validate a `marketing.triggers` message; consent other than true is kept for rule 2."""
     d = _obj(v)
     skus = _str_list(d, "skus", non_empty=True)
@@ -402,3 +407,226 @@ def parse_campaign(v: Any) -> Campaign:
         _int(d, "audience_size", minimum=0),
         _num(d, "media_cost"),
     )
+
+
+# --- fast paths: the same checks inline; anything unusual goes to the checked parser ---
+
+_SKU_CLICKS: Final = CLICK_TYPES - {"search"}
+
+
+def parse_click(v: Any) -> Click:
+    """Validate a `shop.clickstream` message."""
+    if type(v) is dict:
+        g = v.get
+        eid, ts, typ, cid, sid, sku, qty, camp = (
+            g("event_id"),
+            g("ts"),
+            g("type"),
+            g("customer_id"),
+            g("session_id"),
+            g("sku"),
+            g("qty"),
+            g("campaign_id"),
+        )
+        if (
+            type(eid) is str
+            and eid
+            and type(ts) is int
+            and TS_MIN <= ts < TS_MAX
+            and type(typ) is str
+            and typ in _SKU_CLICKS
+            and type(cid) is str
+            and cid
+            and type(sid) is str
+            and sid
+            and type(sku) is str
+            and sku
+            and type(qty) is int
+            and 1 <= qty <= INT_MAX
+            and (camp is None or (type(camp) is str and camp))
+        ):
+            return Click(eid, ts, typ, cid, sid, sku, qty, camp)
+    return checked_click(v)
+
+
+def parse_stock(v: Any) -> StockLevel | StockAdjustment:
+    """Validate an `inventory.stock` message: a level or an adjustment."""
+    if type(v) is dict:
+        g = v.get
+        eid, ts, typ, sku, loc = g("event_id"), g("ts"), g("type"), g("sku"), g("location")
+        if (
+            type(eid) is str
+            and eid
+            and type(ts) is int
+            and TS_MIN <= ts < TS_MAX
+            and type(sku) is str
+            and sku
+            and type(loc) is str
+            and loc
+        ):
+            if typ == "level":
+                on_hand, reserved = g("on_hand"), g("reserved")
+                if (
+                    type(on_hand) is int
+                    and 0 <= on_hand <= INT_MAX
+                    and type(reserved) is int
+                    and 0 <= reserved <= INT_MAX
+                ):
+                    return StockLevel(eid, ts, sku, loc, on_hand, reserved)
+            elif typ == "adjustment":
+                delta, reason = g("delta"), g("reason")
+                if (
+                    type(delta) is int
+                    and -INT_MAX <= delta <= INT_MAX
+                    and (reason is None or (type(reason) is str and reason))
+                ):
+                    return StockAdjustment(eid, ts, sku, loc, delta, reason)
+    return checked_stock(v)
+
+
+def _all_str(items: list[Any]) -> bool:
+    for x in items:
+        if type(x) is not str or not x:
+            return False
+    return True
+
+
+def _fast_line(line: Any) -> OrderLine | None:
+    if type(line) is not dict:
+        return None
+    g = line.get
+    sku, qty, price, loc = g("sku"), g("qty"), g("unit_price"), g("location")
+    if (
+        type(sku) is str
+        and sku
+        and type(qty) is int
+        and 1 <= qty <= INT_MAX
+        and (type(price) is float or type(price) is int)
+        and 0 <= price <= NUM_MAX
+        and (loc is None or (type(loc) is str and loc))
+    ):
+        return OrderLine(sku, qty, float(price), loc)
+    return None
+
+
+def parse_order(v: Any) -> Order:
+    """Validate a `shop.orders` message and its lines."""
+    if type(v) is dict:
+        g = v.get
+        eid, ts, oid, status, cid, camp, raw_lines = (
+            g("event_id"),
+            g("ts"),
+            g("order_id"),
+            g("status"),
+            g("customer_id"),
+            g("campaign_id"),
+            g("lines"),
+        )
+        if (
+            type(raw_lines) is list
+            and raw_lines
+            and type(eid) is str
+            and eid
+            and type(ts) is int
+            and TS_MIN <= ts < TS_MAX
+            and type(oid) is str
+            and oid
+            and type(status) is str
+            and status in ORDER_STATUSES
+            and type(cid) is str
+            and cid
+            and (camp is None or (type(camp) is str and camp))
+        ):
+            if len(raw_lines) == 1:
+                line = _fast_line(raw_lines[0])
+                if line is not None:
+                    return Order(eid, ts, oid, status, cid, camp, (line,))
+            else:
+                lines = [_fast_line(x) for x in raw_lines]
+                if None not in lines:
+                    return Order(eid, ts, oid, status, cid, camp, tuple(lines))  # type: ignore[arg-type]
+    return checked_order(v)
+
+
+def parse_product(v: Any) -> Product:
+    """Validate a `catalog.products` message."""
+    if type(v) is dict:
+        g = v.get
+        sku, ts, pid, group, size, price, cost, active, online, subs = (
+            g("sku"),
+            g("ts"),
+            g("product_id"),
+            g("group"),
+            g("size"),
+            g("price"),
+            g("unit_cost"),
+            g("active"),
+            g("online"),
+            g("substitutes"),
+        )
+        if (
+            type(sku) is str
+            and sku
+            and type(ts) is int
+            and TS_MIN <= ts < TS_MAX
+            and type(pid) is str
+            and pid
+            and type(group) is str
+            and group
+            and type(size) is str
+            and size
+            and (type(price) is float or type(price) is int)
+            and 0 <= price <= NUM_MAX
+            and (type(cost) is float or type(cost) is int)
+            and 0 <= cost <= NUM_MAX
+            and type(active) is bool
+            and type(online) is bool
+            and (subs is None or (type(subs) is list and _all_str(subs)))
+        ):
+            return Product(
+                sku,
+                ts,
+                pid,
+                group,
+                size,
+                float(price),
+                float(cost),
+                active,
+                online,
+                tuple(subs) if subs is not None else None,
+            )
+    return checked_product(v)
+
+
+def parse_trigger(v: Any) -> Trigger:
+    """Validate a `marketing.triggers` message; consent other than true is kept for rule 2."""
+    if type(v) is dict:
+        g = v.get
+        tid, ts, camp, cid, kind, channel, skus = (
+            g("trigger_id"),
+            g("ts"),
+            g("campaign_id"),
+            g("customer_id"),
+            g("kind"),
+            g("channel"),
+            g("skus"),
+        )
+        if (
+            type(skus) is list
+            and skus
+            and type(tid) is str
+            and tid
+            and type(ts) is int
+            and TS_MIN <= ts < TS_MAX
+            and type(camp) is str
+            and camp
+            and type(cid) is str
+            and cid
+            and type(kind) is str
+            and kind in TRIGGER_KINDS
+            and type(channel) is str
+            and channel
+            and _all_str(skus)
+        ):
+            return Trigger(tid, ts, camp, cid, kind, channel, tuple(dict.fromkeys(skus)), g("consent") is True, v)
+    return checked_trigger(v)

@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from state.models import (
     ContractError,
     StockAdjustment,
     StockLevel,
+    checked_click,
+    checked_order,
+    checked_product,
+    checked_stock,
+    checked_trigger,
     parse_campaign,
     parse_click,
     parse_order,
@@ -210,3 +217,52 @@ def test_bad_messages_name_the_field_and_the_problem(parser: Any, msg: Any, reas
     with pytest.raises(ContractError) as err:
         parser(msg)
     assert str(err.value).startswith(reason)
+
+
+# JSON values around every boundary the checks draw: types, empties, signs, ts and int range.
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.sampled_from([0, 1, -1, 2**53, 2**53 + 1, -(2**53) - 1, T0, 999_999_999_999, 4_102_444_800_000]),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["", "x", "level", "adjustment", "search", "placed", "cancelled", "product_view", "promotion"]),
+    st.text(max_size=3),
+    st.lists(st.sampled_from(["", "A", 1, None]), max_size=3),
+    st.dictionaries(st.sampled_from(["sku", "qty", "unit_price", "location"]), st.sampled_from(["A", 1, 2.5, None])),
+    st.just(...),  # the field is missing
+)
+
+FAST_AND_CHECKED = [
+    (parse_click, checked_click, CLICK),
+    (parse_click, checked_click, with_(CLICK, type="search", sku=..., qty=...)),
+    (parse_stock, checked_stock, LEVEL),
+    (parse_stock, checked_stock, ADJ),
+    (parse_order, checked_order, ORDER),
+    (parse_product, checked_product, PRODUCT),
+    (parse_trigger, checked_trigger, TRIGGER),
+]
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(range(len(FAST_AND_CHECKED))),
+    st.dictionaries(st.sampled_from(sorted({k for *_, b in FAST_AND_CHECKED for k in b})), JSON_VALUES, max_size=3),
+    st.lists(st.tuples(st.sampled_from(["sku", "qty", "unit_price", "location"]), JSON_VALUES), max_size=2),
+)
+def test_the_fast_parsers_return_exactly_what_the_checked_ones_return_or_raise(
+    which: int, changes: dict[str, Any], line_changes: list[tuple[str, Any]]
+) -> None:
+    fast, checked, base = FAST_AND_CHECKED[which]
+    msg = with_(base, **changes)
+    if line_changes and type(msg.get("lines")) is list and msg["lines"]:
+        msg["lines"] = [with_(msg["lines"][0], **dict(line_changes)), *msg["lines"][1:]]
+    try:
+        expected = checked(msg)
+    except ContractError as exc:
+        with pytest.raises(ContractError) as got:
+            fast(msg)
+        assert str(got.value) == str(exc)
+        return
+    assert fast(msg) == expected
+    assert type(fast(msg)) is type(expected)
