@@ -71,8 +71,9 @@ class Customer:
     def __init__(self) -> None:
         # Event times of approved triggers that count against the frequency cap.
         self.approvals: list[int] = []
-        # order_id -> [ts, skus, cancelled]
-        self.orders: dict[str, list[Any]] = {}
+        # order_id -> [ts, skus, cancelled]; None until the first order (most have none:
+        # an empty dict per customer is 64 bytes, 320 MB for 5M customers).
+        self.orders: dict[str, list[Any]] | None = None
         # Hour bucket of the expiry wheel the customer sits in (-1: none).
         self.bucket = -1
 
@@ -102,12 +103,16 @@ class DecisionState:
         self.skus: dict[str, SkuState] = {}
         self.groups: dict[tuple[str, str], set[str]] = {}
         self.customers: dict[str, Customer] = {}
-        # Expiry wheel: hour -> customers whose data has all expired by then.
-        self.wheel: dict[int, set[str]] = {}
+        # Expiry wheel: hour -> customers whose data has all expired by then. A customer
+        # moved to a later bucket leaves a stale entry behind (its `bucket` tells), which
+        # costs 8 bytes where keeping sets exact cost a set entry per customer.
+        self.wheel: dict[int, list[str]] = {}
+        # Trigger ids -> event time, and the ids in arrival order for expiry: the queues
+        # hold ids only (8 bytes each), the time is in the dict.
         self.decided: dict[str, int] = {}
-        self.decided_q: deque[tuple[int, str]] = deque()
+        self.decided_q: deque[str] = deque()
         self.retracted: dict[str, int] = {}
-        self.retracted_q: deque[tuple[int, str]] = deque()
+        self.retracted_q: deque[str] = deque()
         self.orders: dict[str, LedgerEntry] = {}
         self.orders_q: deque[tuple[int, str]] = deque()
         self.watermark = 0
@@ -196,7 +201,7 @@ class Decider:
             if sent_ts < cut or tid in st.retracted:
                 continue
             st.retracted[tid] = ts
-            st.retracted_q.append((ts, tid))
+            st.retracted_q.append(tid)
             out.append(
                 (
                     RETRACTED,
@@ -212,7 +217,7 @@ class Decider:
                     },
                 )
             )
-        s.sent = []
+        s.sent = ()
 
     def on_stock(self, ev: StockLevel | StockAdjustment, out: list[Emit]) -> None:
         """Apply a stock level or adjustment."""
@@ -291,6 +296,8 @@ class Decider:
             st.orders_q.append((o.ts, o.order_id))
             if mine:
                 c = self._customer(o.customer_id)
+                if c.orders is None:
+                    c.orders = {}
                 c.orders[o.order_id] = [o.ts, tuple(line.sku for line in o.lines), False]
                 self._schedule(o.customer_id, c)
             return
@@ -318,7 +325,7 @@ class Decider:
                     self._after_change(line.sku, s, o.ts, out)
         if mine:
             owner = self.state.customers.get(o.customer_id)
-            if owner is not None and o.order_id in owner.orders:
+            if owner is not None and owner.orders is not None and o.order_id in owner.orders:
                 owner.orders[o.order_id][2] = True
 
     def take_views(self) -> list[dict[str, Any]]:
@@ -362,17 +369,18 @@ class Decider:
         expiry = 0
         if c.approvals:
             expiry = max(c.approvals) + rules.cap_window
-        for ts, _skus, _cancelled in c.orders.values():
-            expiry = max(expiry, ts + rules.purchase_lookback)
+        if c.orders:
+            for ts, _skus, _cancelled in c.orders.values():
+                expiry = max(expiry, ts + rules.purchase_lookback)
         bucket = expiry // _HOUR + 1
         if bucket == c.bucket:
             return
         wheel = self.state.wheel
-        if c.bucket >= 0:
-            old = wheel.get(c.bucket)
-            if old is not None:
-                old.discard(cid)
-        wheel.setdefault(bucket, set()).add(cid)
+        members = wheel.get(bucket)
+        if members is None:
+            wheel[bucket] = [cid]
+        else:
+            members.append(cid)
         c.bucket = bucket
 
     def _unavailable(self, sku: str, s: SkuState | None, ts: int) -> str | None:
@@ -450,7 +458,7 @@ class Decider:
             out.append(self._suppress(t, "duplicate"))
             return
         st.decided[tid] = t.ts
-        st.decided_q.append((t.ts, tid))
+        st.decided_q.append(tid)
         # 2. consent
         if not t.consent:
             out.append(self._suppress(t, "no_consent"))
@@ -523,13 +531,23 @@ class Decider:
         if counts:
             if c is None:
                 c = self._customer(t.customer_id)
-            c.approvals.append(t.ts)
+            if c.approvals:
+                c.approvals.append(t.ts)
+            else:
+                c.approvals = [t.ts]  # exact size: most customers hold one approval
             self._schedule(t.customer_id, c)
         cut = t.ts - rules.retract_window
         for sku in chosen:
             s = self._sku(sku)
-            insort(s.sends, t.ts)
+            sends = s.sends
+            if sends:
+                insort(sends, t.ts)
+            else:
+                s.sends = [t.ts]
             sent = s.sent
+            if not sent:
+                s.sent = [(t.ts, tid, t.customer_id, t.campaign_id)]
+                continue
             sent.append((t.ts, tid, t.customer_id, t.campaign_id))
             if sent[0][0] < cut:
                 # Mostly in time order: drop the expired head without rebuilding the list.
@@ -566,7 +584,9 @@ class Decider:
         hour = now // _HOUR
         for b in [b for b in st.wheel if b <= hour]:
             for cid in st.wheel.pop(b):
-                st.customers.pop(cid, None)
+                c = st.customers.get(cid)
+                if c is not None and c.bucket == b:
+                    del st.customers[cid]
         if now >= st.next_sku_sweep:
             # Only frees memory of idle skus: every 6 h is plenty and keeps the scan rare.
             st.next_sku_sweep = now + 6 * _HOUR
@@ -577,9 +597,9 @@ class Decider:
         dead = []
         for sku, s in self.state.skus.items():
             if s.sent and s.sent[-1][0] < now - rules.retract_window:
-                s.sent = []
+                s.sent = ()
             if s.sends and s.sends[-1] <= now - rules.budget_window:
-                s.sends = []
+                s.sends = ()
             if s.sales and s.sales[-1][0] < (now - rules.velocity_window) // _HOUR:
                 s.clear_sales()
             if not s.locs and s.product is None and not s.sends and not s.sent and not s.sales:
@@ -588,9 +608,12 @@ class Decider:
             del self.state.skus[sku]
 
 
-def _expire(q: deque[tuple[int, str]], index: dict[str, int], cut: int) -> None:
-    while q and q[0][0] < cut:
-        _, key = q.popleft()
-        ts = index.get(key)
-        if ts is not None and ts < cut:
+def _expire(q: deque[str], index: dict[str, int], cut: int) -> None:
+    """Forget the ids older than `cut`, oldest first, up to the first one still young."""
+    while q:
+        ts = index.get(q[0])
+        if ts is not None and ts >= cut:
+            return
+        key = q.popleft()
+        if ts is not None:
             del index[key]

@@ -81,14 +81,16 @@ class SkuState:
         self.locs: dict[str, LocStock] = {}
         # None until the catalog names the sku.
         self.product: Product | None = None
+        # The three lists start as the shared empty tuple and become lists on first use:
+        # most skus never get a send, and three empty lists are 168 bytes per sku and copy.
         # [hour, units] buckets of units ordered, newest last, for days of cover.
-        self.sales: list[list[int]] = []
+        self.sales: list[list[int]] | tuple[()] = ()
         # Units in `sales`: a running total, so days of cover need no sum per candidate.
         self.sold = 0
         # Event times of this partition's approved sends of the sku (the send budget), sorted.
-        self.sends: list[int] = []
+        self.sends: list[int] | tuple[()] = ()
         # (ts, trigger_id, customer_id, campaign_id) approved with the sku, for retraction.
-        self.sent: list[tuple[int, str, str, str]] = []
+        self.sent: list[tuple[int, str, str, str]] | tuple[()] = ()
         # Availability as last computed, to see transitions.
         self.available = True
 
@@ -119,9 +121,13 @@ class SkuState:
         hour = ts // _HOUR
         sales = self.sales
         self.sold += units
-        if sales and sales[-1][0] == hour:
+        if not sales:
+            self.sales = [[hour, units]]
+            return
+        assert type(sales) is list  # noqa: S101 - only the empty default is a tuple
+        if sales[-1][0] == hour:
             sales[-1][1] += units
-        elif not sales or sales[-1][0] < hour:
+        elif sales[-1][0] < hour:
             sales.append([hour, units])
             oldest = (ts - window) // _HOUR
             if sales[0][0] < oldest:
@@ -153,7 +159,7 @@ class SkuState:
 
     def clear_sales(self) -> None:
         """Forget every sales bucket (an idle sku's)."""
-        self.sales = []
+        self.sales = ()
         self.sold = 0
 
     def __getstate__(self) -> tuple[object, ...]:

@@ -66,13 +66,14 @@ class SkuWatch:
         self.stock = SkuState()
         self.window = MinuteWindow(horizon_min)
         # order_id -> (location, qty, ts): cancellations give units back where charged.
-        self.charged: dict[str, tuple[str, int, int]] = {}
+        # None until the first order line (most skus of a big catalog have none).
+        self.charged: dict[str, tuple[str, int, int]] | None = None
         self.first_ts = ts
         self.last_view = -1
         # Open drain alert: (alert_id, location) or None.
         self.drain: tuple[str, str] | None = None
         # Insight kind -> event time it was last sent.
-        self.insights: dict[str, int] = {}
+        self.insights: dict[str, int] | None = None
 
     def __getstate__(self) -> tuple[object, ...]:
         return (self.stock, self.window, self.charged, self.first_ts, self.last_view, self.drain, self.insights)
@@ -206,13 +207,15 @@ class Monitor:
         w = self._sku(ln.sku, ln.ts)
         stock = w.stock
         if ln.status == "cancelled":
-            prior = w.charged.pop(ln.order_id, None)
+            prior = w.charged.pop(ln.order_id, None) if w.charged else None
             if prior is not None:
                 loc = stock.locs.get(prior[0])
                 if loc is not None:
                     loc.apply(ln.ts, prior[1], self.rules.stock_lateness)
             return
-        if ln.order_id in w.charged:
+        if w.charged is None:
+            w.charged = {}
+        elif ln.order_id in w.charged:
             return  # redelivered
         loc_name = ln.location if ln.location is not None else stock.best_location()
         loc_atp = 0
@@ -291,7 +294,7 @@ class Monitor:
         if p is None or not p.active or not w.stock.known:
             return
         sent = w.insights
-        if len(sent) == 2 and now - min(sent.values()) < _DAY:
+        if sent is not None and len(sent) == 2 and now - min(sent.values()) < _DAY:
             return  # both kinds already sent today: nothing this check could add
         atp = w.stock.atp()
         if atp < cfg.insight_min_atp:
@@ -328,6 +331,8 @@ class Monitor:
     def _insight(
         self, sku: str, w: SkuWatch, now: int, kind: str, detail: str, atp: int, out: list[Alert], **extra: Any
     ) -> None:
+        if w.insights is None:
+            w.insights = {}
         last = w.insights.get(kind)
         if last is not None and now - last < _DAY:
             return

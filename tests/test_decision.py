@@ -315,6 +315,19 @@ def test_state_is_evicted_after_its_ttls() -> None:
     assert st.sizes()["decided_triggers"] == 0 and st.sizes()["orders"] == 0
 
 
+def test_a_customer_moved_to_a_later_expiry_bucket_outlives_its_earlier_one() -> None:
+    h = stocked("A", "B")
+    h.trigger(trigger("t1", "c1", ["A"]))  # expires with the 16 h cap window
+    h.order(order("o1", "c1", [("B", 1)], ts=T0 + 2 * HOUR))  # now kept for the 7-day lookback
+    h.stock(level("A", 100, ts=T0 + 20 * HOUR))  # the first bucket's hour has passed
+    st = h.decider.state
+    assert "c1" in st.customers
+    assert h.trigger(trigger("t2", "c1", ["B"], ts=T0 + 21 * HOUR))[2]["reason"] == "already_purchased"
+    h.stock(level("A", 100, ts=T0 + 8 * 24 * HOUR))
+    assert "c1" not in st.customers
+    assert all(b > (T0 + 8 * 24 * HOUR) // HOUR for b in st.wheel)  # stale entries went too
+
+
 def test_state_survives_a_pickle_round_trip() -> None:
     h = stocked("A", "B")
     h.trigger(trigger("t1", "c1", ["A"]))

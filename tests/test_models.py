@@ -255,7 +255,7 @@ def test_the_fast_parsers_return_exactly_what_the_checked_ones_return_or_raise(
 ) -> None:
     fast, checked, base = FAST_AND_CHECKED[which]
     msg = with_(base, **changes)
-    if line_changes and type(msg.get("lines")) is list and msg["lines"]:
+    if line_changes and type(msg.get("lines")) is list and msg["lines"] and type(msg["lines"][0]) is dict:
         msg["lines"] = [with_(msg["lines"][0], **dict(line_changes)), *msg["lines"][1:]]
     try:
         expected = checked(msg)
