@@ -38,8 +38,15 @@ SIZES = ["XS", "S", "M", "L", "XL"]
 KINDS = ["cart_abandonment", "browse_abandonment", "promotion", "back_in_stock", "price_drop"]
 
 
-def generate(path: Path, events: int, skus: int, customers: int, seed: int = 1) -> dict[str, int]:
-    """Write a replay file; return counts per topic."""
+def generate(
+    path: Path, events: int, skus: int, customers: int, seed: int = 1, every_customer: bool = False
+) -> dict[str, int]:
+    """Write a replay file; return counts per topic.
+
+    `every_customer` sizes state rather than speed: every sku in stock, triggers (80 % of
+    events) spread evenly over the skus and round-robin over the customers, so that every
+    customer id ends up holding state (an approval) as in a real audience of that size.
+    """
     rng = random.Random(seed)
     counts: dict[str, int] = {}
     sku_ids = [f"SKU-{i // 5:06d}-{SIZES[i % 5]}" for i in range(skus)]
@@ -75,7 +82,7 @@ def generate(path: Path, events: int, skus: int, customers: int, seed: int = 1) 
                     "type": "level",
                     "sku": sku,
                     "location": LOCS[i % 3],
-                    "on_hand": rng.choice([0, 0, 5, 20, 100, 400]),
+                    "on_hand": rng.choice([50, 100, 400] if every_customer else [0, 0, 5, 20, 100, 400]),
                     "reserved": 0,
                 },
             )
@@ -83,13 +90,20 @@ def generate(path: Path, events: int, skus: int, customers: int, seed: int = 1) 
         ts = T0
         step = max(1, 86_400_000 // max(1, events - n))
         i = 0
+        # Shares of clicks, triggers, orders; the rest are stock changes.
+        click_share, trigger_share, order_share = (0.10, 0.80, 0.05) if every_customer else (0.50, 0.20, 0.15)
         while n < events:
             i += 1
             ts += step
             r = rng.random()
-            sku = sku_ids[int(rng.paretovariate(1.2)) % skus]
-            cust = f"c{rng.randrange(customers)}"
-            if r < 0.50:
+            if every_customer:
+                sku = sku_ids[rng.randrange(skus)]
+                # 7919 is prime: i * 7919 mod customers visits every id before repeating.
+                cust = f"c{(i * 7919) % customers}"
+            else:
+                sku = sku_ids[int(rng.paretovariate(1.2)) % skus]
+                cust = f"c{rng.randrange(customers)}"
+            if r < click_share:
                 put(
                     "shop.clickstream",
                     cust,
@@ -103,7 +117,7 @@ def generate(path: Path, events: int, skus: int, customers: int, seed: int = 1) 
                         "qty": 1,
                     },
                 )
-            elif r < 0.70:
+            elif r < click_share + trigger_share:
                 put(
                     "marketing.triggers",
                     cust,
@@ -112,13 +126,14 @@ def generate(path: Path, events: int, skus: int, customers: int, seed: int = 1) 
                         "ts": ts,
                         "campaign_id": "cm",
                         "customer_id": cust,
-                        "kind": KINDS[i % 5],
+                        # Back-in-stock sends do not count against the cap, so hold no state.
+                        "kind": KINDS[i % 3] if every_customer else KINDS[i % 5],
                         "channel": "email",
                         "skus": [sku],
-                        "consent": i % 20 != 0,
+                        "consent": every_customer or i % 20 != 0,
                     },
                 )
-            elif r < 0.85:
+            elif r < click_share + trigger_share + order_share:
                 line: dict[str, Any] = {"sku": sku, "qty": 1 + i % 3, "unit_price": 25.0}
                 if i % 3:
                     line["location"] = LOCS[i % 3]
@@ -216,6 +231,11 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--skus", type=int, default=100_000)
     ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument(
+        "--every-customer",
+        action="store_true",
+        help="size state: every sku in stock, 80%% triggers round-robin over the customers",
+    )
     ap.add_argument("--work", default="/tmp/stockguard-bench")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "replay.json"))
     args = ap.parse_args()
@@ -223,7 +243,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     src = work / "replay.jsonl"
     t = time.monotonic()
-    counts = generate(src, args.events, args.skus, args.customers)
+    counts = generate(src, args.events, args.skus, args.customers, every_customer=args.every_customer)
     gen_s = time.monotonic() - t
     r = replay(src, work / "out")
     sb = state_bytes(src)
@@ -248,6 +268,7 @@ def main() -> int:
         ("peak RSS of the replay", f"{result['peak_rss_mb']:,.0f} MB"),
         ("state: pickled bytes per sku (one partition)", f"{result['bytes_per_sku_pickled']:.0f}"),
         ("state: pickled bytes per customer", f"{result['bytes_per_customer_pickled']:.0f}"),
+        ("skus / customers holding state", f"{result['skus_in_state']:,.0f} / {result['customers_in_state']:,.0f}"),
     ]
     report(rows, result, args.json)
     return 0

@@ -294,27 +294,35 @@ class Monitor:
         if p is None or not p.active or not w.stock.known:
             return
         sent = w.insights
-        if sent is not None and len(sent) == 2 and now - min(sent.values()) < _DAY:
-            return  # both kinds already sent today: nothing this check could add
+        # A kind sent within the day is not even evaluated (it would be dropped anyway).
+        invisible_due = sent is None or now - sent.get("invisible_in_stock", -_DAY) >= _DAY
+        overstock_due = sent is None or now - sent.get("overstock", -_DAY) >= _DAY
+        if not (invisible_due or overstock_due):
+            return
         atp = w.stock.atp()
         if atp < cfg.insight_min_atp:
             return
-        if not p.online:
-            self._insight(
-                sku, w, now, "invisible_in_stock", f"offline in the catalog with {atp} units available", atp, out
-            )
-        elif now - max(w.last_view, w.first_ts) >= cfg.no_views_window:
-            hours = (now - max(w.last_view, w.first_ts)) / _HOUR
-            self._insight(
-                sku, w, now, "invisible_in_stock", f"no product views for {hours:.0f} h while in stock", atp, out
-            )
+        if invisible_due:
+            if not p.online:
+                self._insight(
+                    sku, w, now, "invisible_in_stock", f"offline in the catalog with {atp} units available", atp, out
+                )
+            elif now - max(w.last_view, w.first_ts) >= cfg.no_views_window:
+                hours = (now - max(w.last_view, w.first_ts)) / _HOUR
+                self._insight(
+                    sku, w, now, "invisible_in_stock", f"no product views for {hours:.0f} h while in stock", atp, out
+                )
+        if not overstock_due:
+            return
         tracked = min(now - w.first_ts, self.rules.velocity_window)
         if p.online and tracked >= cfg.insight_min_history and p.price > 0:
+            margin_rate = p.margin / p.price
+            if margin_rate < cfg.overstock_min_margin_rate:
+                return
             sold = w.stock.units_sold(now, self.rules.velocity_window)
             per_day = sold / (tracked / _DAY)
             cover = atp / per_day if per_day > 0 else float("inf")
-            margin_rate = p.margin / p.price
-            if cover > cfg.overstock_days and margin_rate >= cfg.overstock_min_margin_rate:
+            if cover > cfg.overstock_days:
                 shown = "no sales" if per_day == 0 else f"{cover:.0f} days of cover"
                 self._insight(
                     sku,
