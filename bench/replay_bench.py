@@ -88,7 +88,10 @@ def generate(
             )
         n = sum(counts.values())
         ts = T0
-        step = max(1, 86_400_000 // max(1, events - n))
+        # Sizing state: every approval within the cap window (16 h), so no customer has
+        # expired by the end; otherwise one day.
+        span = 8 * 3_600_000 if every_customer else 86_400_000
+        step = max(1, span // max(1, events - n))
         i = 0
         # Shares of clicks, triggers, orders; the rest are stock changes.
         click_share, trigger_share, order_share = (0.10, 0.80, 0.05) if every_customer else (0.50, 0.20, 0.15)

@@ -69,8 +69,9 @@ class Customer:
     __slots__ = ("approvals", "bucket", "orders")
 
     def __init__(self) -> None:
-        # Event times of approved triggers that count against the frequency cap.
-        self.approvals: list[int] = []
+        # Event times of approved triggers that count against the frequency cap: None, one
+        # int (most customers: a list would cost 80 bytes more each), or a list of several.
+        self.approvals: int | list[int] | None = None
         # order_id -> [ts, skus, cancelled]; None until the first order (most have none:
         # an empty dict per customer is 64 bytes, 320 MB for 5M customers).
         self.orders: dict[str, list[Any]] | None = None
@@ -102,7 +103,11 @@ class DecisionState:
         self.partitions = partitions
         self.skus: dict[str, SkuState] = {}
         self.groups: dict[tuple[str, str], set[str]] = {}
-        self.customers: dict[str, Customer] = {}
+        # A customer whose only state is one approval is held as that approval's event time
+        # (an int shared with the dedup index): most customers of a big audience, at a
+        # tenth of the memory of a Customer. It becomes a Customer on a second approval
+        # or an order.
+        self.customers: dict[str, Customer | int] = {}
         # Expiry wheel: hour -> customers whose data has all expired by then. A customer
         # moved to a later bucket leaves a stale entry behind (its `bucket` tells), which
         # costs 8 bytes where keeping sets exact cost a set entry per customer.
@@ -132,7 +137,7 @@ class DecisionState:
 class Decider:
     """Apply the contract's rules to one partition's state."""
 
-    __slots__ = ("clock", "dirty", "rules", "state")
+    __slots__ = ("_hours", "clock", "dirty", "rules", "state")
 
     def __init__(
         self,
@@ -146,6 +151,8 @@ class Decider:
         self.clock = clock
         # Skus whose stock view changed since the last `take_views`; None when not tracked.
         self.dirty: set[str] | None = set() if track_views else None
+        # One int object per wheel hour, shared by every customer in it (32 bytes each).
+        self._hours: dict[int, int] = {}
 
     def apply(self, ev: object, out: list[Emit]) -> None:
         """Apply any event routed to a decision partition (exact type dispatch: hot path)."""
@@ -325,7 +332,7 @@ class Decider:
                     self._after_change(line.sku, s, o.ts, out)
         if mine:
             owner = self.state.customers.get(o.customer_id)
-            if owner is not None and owner.orders is not None and o.order_id in owner.orders:
+            if type(owner) is Customer and owner.orders is not None and o.order_id in owner.orders:
                 owner.orders[o.order_id][2] = True
 
     def take_views(self) -> list[dict[str, Any]]:
@@ -358,30 +365,46 @@ class Decider:
     # ---- customer side: triggers ----
 
     def _customer(self, cid: str) -> Customer:
+        """Return the customer's full record, creating it or growing it from one approval."""
         c = self.state.customers.get(cid)
-        if c is None:
-            c = self.state.customers[cid] = Customer()
-        return c
+        if isinstance(c, Customer):
+            return c
+        full = self.state.customers[cid] = Customer()
+        if c is not None:
+            full.approvals = c
+            full.bucket = self._one_approval_bucket(c)
+        return full
+
+    def _one_approval_bucket(self, ts: int) -> int:
+        """Return the wheel bucket of a customer held as one approval at `ts`."""
+        return (ts + self.rules.cap_window) // _HOUR + 1
+
+    def _wheel_add(self, cid: str, bucket: int) -> int:
+        hours = self._hours
+        if len(hours) > 100_000:
+            hours.clear()
+        bucket = hours.setdefault(bucket, bucket)
+        members = self.state.wheel.get(bucket)
+        if members is None:
+            self.state.wheel[bucket] = [cid]
+        else:
+            members.append(cid)
+        return bucket
 
     def _schedule(self, cid: str, c: Customer) -> None:
         """Put the customer in the wheel bucket by which all its data has expired."""
         rules = self.rules
         expiry = 0
-        if c.approvals:
-            expiry = max(c.approvals) + rules.cap_window
+        ap = c.approvals
+        if ap is not None:
+            expiry = (ap if type(ap) is int else max(ap)) + rules.cap_window  # type: ignore[arg-type]
         if c.orders:
             for ts, _skus, _cancelled in c.orders.values():
                 expiry = max(expiry, ts + rules.purchase_lookback)
         bucket = expiry // _HOUR + 1
         if bucket == c.bucket:
             return
-        wheel = self.state.wheel
-        members = wheel.get(bucket)
-        if members is None:
-            wheel[bucket] = [cid]
-        else:
-            members.append(cid)
-        c.bucket = bucket
+        c.bucket = self._wheel_add(cid, bucket)
 
     def _unavailable(self, sku: str, s: SkuState | None, ts: int) -> str | None:
         """Return why a sku cannot be sent now, or None when it can."""
@@ -463,14 +486,21 @@ class Decider:
         if not t.consent:
             out.append(self._suppress(t, "no_consent"))
             return
-        c: Customer | None = st.customers.get(t.customer_id)
+        held = st.customers.get(t.customer_id)
+        c = held if type(held) is Customer else None
         counts = t.kind != "back_in_stock"
         # 3. frequency cap
-        if counts and c is not None and c.approvals:
+        ap = c.approvals if c is not None else held
+        if counts and ap is not None:
             cut = t.ts - rules.cap_window
-            recent = [a for a in c.approvals if a > cut]
-            if len(recent) != len(c.approvals):
-                c.approvals = recent
+            if type(ap) is int:
+                recent = [ap] if ap > cut else []
+                if not recent and c is not None:
+                    c.approvals = None
+            else:
+                recent = [a for a in ap if a > cut]  # type: ignore[union-attr]
+                if len(recent) != len(ap) and c is not None:  # type: ignore[arg-type]
+                    c.approvals = recent[0] if len(recent) == 1 else (recent or None)
             if sum(1 for a in recent if a <= t.ts) >= rules.cap_count:
                 out.append(self._suppress(t, "frequency_capped"))
                 return
@@ -529,13 +559,21 @@ class Decider:
         msg["decided_ts"] = self.clock()
         out.append((APPROVED, t.customer_id, msg))
         if counts:
-            if c is None:
-                c = self._customer(t.customer_id)
-            if c.approvals:
-                c.approvals.append(t.ts)
+            if held is None or (c is None and held <= t.ts - rules.cap_window):  # type: ignore[operator]
+                # Nothing held, or one approval the cap no longer counts: one int again.
+                st.customers[t.customer_id] = t.ts
+                self._wheel_add(t.customer_id, self._one_approval_bucket(t.ts))
             else:
-                c.approvals = [t.ts]  # exact size: most customers hold one approval
-            self._schedule(t.customer_id, c)
+                if c is None:
+                    c = self._customer(t.customer_id)
+                ap = c.approvals
+                if ap is None:
+                    c.approvals = t.ts
+                elif type(ap) is int:
+                    c.approvals = [ap, t.ts]
+                else:
+                    ap.append(t.ts)  # type: ignore[union-attr]
+                self._schedule(t.customer_id, c)
         cut = t.ts - rules.retract_window
         for sku in chosen:
             s = self._sku(sku)
@@ -585,7 +623,10 @@ class Decider:
         for b in [b for b in st.wheel if b <= hour]:
             for cid in st.wheel.pop(b):
                 c = st.customers.get(cid)
-                if c is not None and c.bucket == b:
+                if c is None:
+                    continue
+                # An entry is stale when the customer has moved to a later bucket since.
+                if (c.bucket if isinstance(c, Customer) else self._one_approval_bucket(c)) == b:
                     del st.customers[cid]
         if now >= st.next_sku_sweep:
             # Only frees memory of idle skus: every 6 h is plenty and keeps the scan rare.

@@ -8,6 +8,7 @@ Validation is hand-written: one pass over known keys, no reflection per event.
 
 from __future__ import annotations
 
+from sys import intern
 from typing import Any, Final, NamedTuple
 
 __all__ = [
@@ -157,6 +158,14 @@ class Campaign(NamedTuple):
     end_ts: int
     audience_size: int
     media_cost: float
+
+
+# Categorical strings (locations, campaign ids, groups, sizes) are interned: state keeps
+# them per sku, per send and per location, and a million equal copies cost 50 MB each.
+
+
+def _cat(v: str | None) -> str | None:
+    return intern(v) if v is not None else None
 
 
 # --- field helpers: each returns the value or raises ContractError naming the path ---
@@ -310,12 +319,17 @@ def checked_stock(v: Any) -> StockLevel | StockAdjustment:
             _str(d, "event_id"),
             _ts(d),
             _str(d, "sku"),
-            _str(d, "location"),
+            intern(_str(d, "location")),
             _int(d, "on_hand", minimum=0),
             _int(d, "reserved", minimum=0),
         )
     return StockAdjustment(
-        _str(d, "event_id"), _ts(d), _str(d, "sku"), _str(d, "location"), _int(d, "delta"), _opt_str(d, "reason")
+        _str(d, "event_id"),
+        _ts(d),
+        _str(d, "sku"),
+        intern(_str(d, "location")),
+        _int(d, "delta"),
+        _opt_str(d, "reason"),
     )
 
 
@@ -339,7 +353,7 @@ def checked_order(v: Any) -> Order:
                 _str(line, "sku", p),
                 _int(line, "qty", p, 1),
                 _num(line, "unit_price", p),
-                _opt_str(line, "location", p),
+                _cat(_opt_str(line, "location", p)),
             )
         )
     return Order(
@@ -348,7 +362,7 @@ def checked_order(v: Any) -> Order:
         _str(d, "order_id"),
         _enum(d, "status", ORDER_STATUSES),
         _str(d, "customer_id"),
-        _opt_str(d, "campaign_id"),
+        _cat(_opt_str(d, "campaign_id")),
         tuple(lines),
     )
 
@@ -362,9 +376,9 @@ def checked_product(v: Any) -> Product:
     return Product(
         _str(d, "sku"),
         _ts(d),
-        _str(d, "product_id"),
-        _str(d, "group"),
-        _str(d, "size"),
+        intern(_str(d, "product_id")),
+        intern(_str(d, "group")),
+        intern(_str(d, "size")),
         price,
         unit_cost,
         _bool(d, "active"),
@@ -380,7 +394,7 @@ def checked_trigger(v: Any) -> Trigger:
     return Trigger(
         _str(d, "trigger_id"),
         _ts(d),
-        _str(d, "campaign_id"),
+        intern(_str(d, "campaign_id")),
         _str(d, "customer_id"),
         _enum(d, "kind", TRIGGER_KINDS),
         _str(d, "channel"),
@@ -472,7 +486,7 @@ def parse_stock(v: Any) -> StockLevel | StockAdjustment:
                     and type(reserved) is int
                     and 0 <= reserved <= INT_MAX
                 ):
-                    return StockLevel(eid, ts, sku, loc, on_hand, reserved)
+                    return StockLevel(eid, ts, sku, intern(loc), on_hand, reserved)
             elif typ == "adjustment":
                 delta, reason = g("delta"), g("reason")
                 if (
@@ -480,7 +494,7 @@ def parse_stock(v: Any) -> StockLevel | StockAdjustment:
                     and -INT_MAX <= delta <= INT_MAX
                     and (reason is None or (type(reason) is str and reason))
                 ):
-                    return StockAdjustment(eid, ts, sku, loc, delta, reason)
+                    return StockAdjustment(eid, ts, sku, intern(loc), delta, reason)
     return checked_stock(v)
 
 
@@ -505,7 +519,7 @@ def _fast_line(line: Any) -> OrderLine | None:
         and 0 <= price <= NUM_MAX
         and (loc is None or (type(loc) is str and loc))
     ):
-        return OrderLine(sku, qty, float(price), loc)
+        return OrderLine(sku, qty, float(price), _cat(loc))
     return None
 
 
@@ -540,11 +554,11 @@ def parse_order(v: Any) -> Order:
             if len(raw_lines) == 1:
                 line = _fast_line(raw_lines[0])
                 if line is not None:
-                    return Order(eid, ts, oid, status, cid, camp, (line,))
+                    return Order(eid, ts, oid, status, cid, _cat(camp), (line,))
             else:
                 lines = [_fast_line(x) for x in raw_lines]
                 if None not in lines:
-                    return Order(eid, ts, oid, status, cid, camp, tuple(lines))  # type: ignore[arg-type]
+                    return Order(eid, ts, oid, status, cid, _cat(camp), tuple(lines))  # type: ignore[arg-type]
     return checked_order(v)
 
 
@@ -586,9 +600,9 @@ def parse_product(v: Any) -> Product:
             return Product(
                 sku,
                 ts,
-                pid,
-                group,
-                size,
+                intern(pid),
+                intern(group),
+                intern(size),
                 float(price),
                 float(cost),
                 active,
@@ -628,5 +642,7 @@ def parse_trigger(v: Any) -> Trigger:
             and channel
             and _all_str(skus)
         ):
-            return Trigger(tid, ts, camp, cid, kind, channel, tuple(dict.fromkeys(skus)), g("consent") is True, v)
+            return Trigger(
+                tid, ts, intern(camp), cid, kind, channel, tuple(dict.fromkeys(skus)), g("consent") is True, v
+            )
     return checked_trigger(v)

@@ -62,9 +62,10 @@ class SkuWatch:
 
     __slots__ = ("charged", "drain", "first_ts", "insights", "last_view", "stock", "window")
 
-    def __init__(self, ts: int, horizon_min: int) -> None:
+    def __init__(self, ts: int) -> None:
         self.stock = SkuState()
-        self.window = MinuteWindow(horizon_min)
+        # Minute window of units ordered: None until the first order line.
+        self.window: MinuteWindow | None = None
         # order_id -> (location, qty, ts): cancellations give units back where charged.
         # None until the first order line (most skus of a big catalog have none).
         self.charged: dict[str, tuple[str, int, int]] | None = None
@@ -113,7 +114,7 @@ class Monitor:
     def _sku(self, sku: str, ts: int) -> SkuWatch:
         s = self.state.skus.get(sku)
         if s is None:
-            s = self.state.skus[sku] = SkuWatch(ts, self.horizon)
+            s = self.state.skus[sku] = SkuWatch(ts)
         return s
 
     def _advance(self, ts: int, out: list[Alert], ticks: list[Tick]) -> None:
@@ -227,17 +228,22 @@ class Monitor:
             w.charged[ln.order_id] = (loc_name, ln.qty, ln.ts)
             charged.append(Charged(ln.ts, loc_name, ln.sku, ln.qty, ln.campaign_id, loc_atp))
         stock.add_sale(ln.ts, ln.qty, self.rules.velocity_window)
-        w.window.add(ln.ts, ln.qty, ln.campaign_id, loc_name, self.state.watermark)
+        win = w.window
+        if win is None:
+            win = w.window = MinuteWindow(self.horizon)
+        win.add(ln.ts, ln.qty, ln.campaign_id, loc_name, self.state.watermark)
         self._check_drain(ln.sku, w, ln.ts, out)
 
     # ---- rules ----
 
     def _rate(self, w: SkuWatch, now: int) -> float:
+        if w.window is None:
+            return 0.0
         minute = now // MINUTE
         return MinuteWindow.total(w.window.span(minute - self.w + 1, minute)) / self.w
 
     def _check_drain(self, sku: str, w: SkuWatch, now: int, out: list[Alert]) -> None:
-        if w.drain is not None or not w.stock.known:
+        if w.drain is not None or not w.stock.known or w.window is None:
             return
         minute = now // MINUTE
         window = w.window.span(minute - self.w + 1, minute)
@@ -257,8 +263,9 @@ class Monitor:
 
     def _drain_message(self, sku: str, w: SkuWatch, status: str, now: int, location: str) -> dict[str, Any]:
         minute = now // MINUTE
-        window = w.window.span(minute - self.w + 1, minute)
-        base = w.window.span(minute - self.w - self.b + 1, minute - self.w)
+        win = w.window or MinuteWindow(self.horizon)
+        window = win.span(minute - self.w + 1, minute)
+        base = win.span(minute - self.w - self.b + 1, minute - self.w)
         units = MinuteWindow.total(window)
         upm = units / self.w
         base_upm = max(MinuteWindow.total(base) / self.b, self.cfg.min_baseline_units_per_min)

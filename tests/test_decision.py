@@ -328,6 +328,28 @@ def test_a_customer_moved_to_a_later_expiry_bucket_outlives_its_earlier_one() ->
     assert all(b > (T0 + 8 * 24 * HOUR) // HOUR for b in st.wheel)  # stale entries went too
 
 
+def test_a_customer_with_one_approval_is_held_as_an_int_and_grows_on_more() -> None:
+    h = Harness(rules(cap_count=3))
+    for sku in ("A", "B"):
+        h.product(product(sku))
+        h.stock(level(sku, 100))
+    st = h.decider.state
+    h.trigger(trigger("t1", "c1", ["A"]))
+    assert st.customers["c1"] == T0  # the approval's event time, no object
+    h.trigger(trigger("t2", "c1", ["A"], ts=T0 + HOUR))
+    grown = st.customers["c1"]
+    assert not isinstance(grown, int) and grown.approvals == [T0, T0 + HOUR]
+    h.trigger(trigger("t3", "c2", ["A"]))
+    h.order(order("o1", "c2", [("B", 1)], ts=T0 + MIN))
+    bought = st.customers["c2"]
+    assert not isinstance(bought, int) and bought.approvals == T0 and bought.orders is not None
+    # The cap still counts an approval held as an int, and rule 4 sees the order.
+    h2 = stocked("A", "B")
+    h2.trigger(trigger("u1", "c9", ["A"]))
+    assert h2.trigger(trigger("u2", "c9", ["B"], ts=T0 + HOUR))[2]["reason"] == "frequency_capped"
+    assert h.trigger(trigger("t4", "c2", ["B"], ts=T0 + 2 * MIN))[2]["reason"] == "already_purchased"
+
+
 def test_state_survives_a_pickle_round_trip() -> None:
     h = stocked("A", "B")
     h.trigger(trigger("t1", "c1", ["A"]))
