@@ -95,14 +95,19 @@ def generate(
         i = 0
         # Shares of clicks, triggers, orders; the rest are stock changes.
         click_share, trigger_share, order_share = (0.10, 0.80, 0.05) if every_customer else (0.50, 0.20, 0.15)
+        triggers = 0
         while n < events:
             i += 1
             ts += step
             r = rng.random()
             if every_customer:
                 sku = sku_ids[rng.randrange(skus)]
-                # 7919 is prime: i * 7919 mod customers visits every id before repeating.
-                cust = f"c{(i * 7919) % customers}"
+                if click_share <= r < click_share + trigger_share:
+                    # 7919 is prime: the triggers visit every customer id before repeating.
+                    triggers += 1
+                    cust = f"c{(triggers * 7919) % customers}"
+                else:
+                    cust = f"c{rng.randrange(customers)}"
             else:
                 sku = sku_ids[int(rng.paretovariate(1.2)) % skus]
                 cust = f"c{rng.randrange(customers)}"

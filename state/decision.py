@@ -233,12 +233,12 @@ class Decider:
         loc = s.locs.get(ev.location)
         if isinstance(ev, StockLevel):
             if loc is None:
-                loc = s.locs[ev.location] = LocStock()
+                loc = s.locs.put(ev.location, LocStock())
             loc.set_level(ev.ts, ev.on_hand, ev.reserved)
         else:
             if loc is None:
                 # No level yet: the adjustment is the first we know of on_hand here.
-                loc = s.locs[ev.location] = LocStock()
+                loc = s.locs.put(ev.location, LocStock())
             loc.apply(ev.ts, ev.delta, self.rules.stock_lateness)
         self._after_change(ev.sku, s, ev.ts, out)
 

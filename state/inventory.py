@@ -14,7 +14,7 @@ from typing import Final
 
 from state.models import Product
 
-__all__ = ["NO_LEVEL", "LocStock", "SkuState"]
+__all__ = ["NO_LEVEL", "LocStock", "Locations", "SkuState"]
 
 NO_LEVEL: Final = -1
 _HOUR: Final = 3_600_000
@@ -23,9 +23,10 @@ _HOUR: Final = 3_600_000
 class LocStock:
     """Hold the ATP of one sku at one location."""
 
-    __slots__ = ("atp", "level_ts", "recent")
+    __slots__ = ("atp", "level_ts", "name", "recent")
 
-    def __init__(self, level_ts: int = NO_LEVEL, atp: int = 0) -> None:
+    def __init__(self, level_ts: int = NO_LEVEL, atp: int = 0, name: str = "") -> None:
+        self.name = name
         self.level_ts = level_ts
         self.atp = atp
         # (ts, delta) applied after the level, kept only `stock_lateness` back.
@@ -65,11 +66,42 @@ class LocStock:
                 self.recent = None
         return True
 
-    def __getstate__(self) -> tuple[int, int, list[tuple[int, int]] | None]:
-        return (self.level_ts, self.atp, self.recent)
+    def __getstate__(self) -> tuple[int, int, list[tuple[int, int]] | None, str]:
+        return (self.level_ts, self.atp, self.recent, self.name)
 
-    def __setstate__(self, s: tuple[int, int, list[tuple[int, int]] | None]) -> None:
-        self.level_ts, self.atp, self.recent = s
+    def __setstate__(self, s: tuple[int, int, list[tuple[int, int]] | None, str]) -> None:
+        self.level_ts, self.atp, self.recent, self.name = s
+
+
+class Locations(list[LocStock]):
+    """Map location names to a sku's `LocStock`s: a list searched by name.
+
+    A sku is stocked at a few locations (usually one); a dict per sku costs 200 bytes
+    where this list costs 80, and a scan of a few names is as fast as a hash lookup.
+    """
+
+    __slots__ = ()
+
+    def get(self, name: str) -> LocStock | None:
+        """Return the stock at `name`, or None."""
+        for loc in self:
+            if loc.name == name:
+                return loc
+        return None
+
+    def put(self, name: str, loc: LocStock) -> LocStock:
+        """Add the stock of a new location; return it."""
+        loc.name = name
+        self.append(loc)
+        return loc
+
+    def values(self) -> list[LocStock]:
+        """Return the stocks, like dict.values()."""
+        return self
+
+    def items(self) -> list[tuple[str, LocStock]]:
+        """Return (name, stock) pairs, like dict.items()."""
+        return [(loc.name, loc) for loc in self]
 
 
 class SkuState:
@@ -78,7 +110,7 @@ class SkuState:
     __slots__ = ("available", "locs", "product", "sales", "sends", "sent", "sold")
 
     def __init__(self) -> None:
-        self.locs: dict[str, LocStock] = {}
+        self.locs = Locations()
         # None until the catalog names the sku.
         self.product: Product | None = None
         # The three lists start as the shared empty tuple and become lists on first use:
@@ -111,7 +143,8 @@ class SkuState:
         """Return the location with the highest ATP (ties: lowest id), for unlocated lines."""
         best: str | None = None
         best_atp = 0
-        for name, loc in self.locs.items():
+        for loc in self.locs:
+            name = loc.name
             if best is None or loc.atp > best_atp or (loc.atp == best_atp and name < best):
                 best, best_atp = name, loc.atp
         return best

@@ -168,7 +168,7 @@ class Monitor:
         before = w.stock.atp()
         loc = w.stock.locs.get(ev.location)
         if loc is None:
-            loc = w.stock.locs[ev.location] = LocStock()
+            loc = w.stock.locs.put(ev.location, LocStock())
         if isinstance(ev, StockLevel):
             loc.set_level(ev.ts, ev.on_hand, ev.reserved)
         else:

@@ -147,4 +147,6 @@ class Harness:
         return self.decider.state.skus[sku].atp()
 
     def loc_atp(self, sku: str, location: str) -> int:
-        return self.decider.state.skus[sku].locs[location].atp
+        loc = self.decider.state.skus[sku].locs.get(location)
+        assert loc is not None
+        return loc.atp

@@ -138,7 +138,7 @@ def test_loc_stock_pickles_compactly() -> None:
     back = pickle.loads(pickle.dumps(loc))
     assert (back.level_ts, back.atp, back.recent) == (T0, 3, [(T0 + 1, -1)])
     s = SkuState()
-    s.locs["X"] = loc
+    s.locs.put("X", loc)
     assert pickle.loads(pickle.dumps(s)).atp() == 3
 
 
