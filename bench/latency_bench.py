@@ -81,7 +81,7 @@ class Load:
         self.p = Producer(
             {
                 "bootstrap.servers": kafka,
-                "linger.ms": 1,
+                "linger.ms": 5,  # upstream systems batch; only triggers are timed
                 "enable.idempotence": True,
                 "queue.buffering.max.messages": 1_000_000,
             }
@@ -284,9 +284,14 @@ def main() -> int:
     ap.add_argument("--max-triggers", type=int, default=100_000, help="triggers of the throughput phase")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "latency.json"))
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="extra environment of stockguard (a setting)"
+    )
     args = ap.parse_args()
 
-    env = bench_env(args.kafka, {"STOCKGUARD_KAFKA__PARTITIONS": "2", "STOCKGUARD_KAFKA_PROPERTY_LINGER_MS": "0"})
+    extra = {"STOCKGUARD_KAFKA__PARTITIONS": "2"}
+    extra.update(kv.split("=", 1) for kv in args.set)
+    env = bench_env(args.kafka, extra)
     settings = load_settings(env=env)
     create_topics(settings)
     t = settings.topics
@@ -301,6 +306,7 @@ def main() -> int:
         "trigger_rate": args.trigger_rate,
         "background_rate": args.background_rate,
         "seconds": args.seconds,
+        "settings": args.set,
     }
     try:
         load = Load(args.kafka, settings)

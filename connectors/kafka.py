@@ -267,7 +267,9 @@ class KafkaOutput(FixedPartitionedSink[OutRecord, None]):
             # Ordered, duplicate-free retries; acks from all in-sync replicas.
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 2,
+            # No lingering: a decision is sent as soon as its batch is handed over (the
+            # batch of one Bytewax activation already goes out as one request).
+            "linger.ms": 0,
             "compression.type": "lz4",
         }
         conf.update(self.config)

@@ -251,10 +251,11 @@ class Monitor:
         if units < max(1, self.cfg.drain_min_units):
             return
         upm = units / self.w
+        # Cheapest test first: most skus have stock for far longer than the horizon.
+        if w.stock.atp() / upm >= self.cfg.drain_horizon / MINUTE:
+            return
         campaign_units = sum(MinuteWindow.campaigns(window).values())
         if campaign_units / units < self.cfg.drain_min_campaign_share:
-            return
-        if w.stock.atp() / upm >= self.cfg.drain_horizon / MINUTE:
             return
         by_loc = MinuteWindow.keys(window)
         location = min(by_loc, key=lambda k: (-by_loc[k], k)) if by_loc else (w.stock.best_location() or "")

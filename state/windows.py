@@ -86,7 +86,12 @@ class MinuteWindow:
 
     def span(self, first_minute: int, last_minute: int) -> list[Bucket]:
         """Return the buckets with first_minute <= minute <= last_minute."""
-        return [b for b in self.buckets if first_minute <= b.minute <= last_minute]
+        buckets = self.buckets
+        # Minutes ascend and most spans are the last few minutes: scan from the end.
+        i = len(buckets)
+        while i > 0 and buckets[i - 1].minute >= first_minute:
+            i -= 1
+        return [b for b in buckets[i:] if b.minute <= last_minute]
 
     @staticmethod
     def total(buckets: list[Bucket]) -> int:

@@ -6,6 +6,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from config.settings import Settings
 from state.surge import Charged, SurgeState, SurgeWatcher
 from state.windows import MINUTE, MinuteWindow
@@ -172,3 +175,14 @@ def test_a_new_location_can_surge_once_the_stream_has_a_baseline_of_time() -> No
     _, out = drive(lambda m: 40, 10, location="WH-NEW", watcher=w, start=90)
     assert [(a["location"], a["status"]) for a in out][0] == ("WH-NEW", "open")
     assert {a["location"] for a in out} == {"WH-NEW"}
+
+
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=30), st.integers(-5, 45), st.integers(-5, 45))
+def test_a_span_is_exactly_the_buckets_between_its_minutes(minutes: list[int], first: int, last: int) -> None:
+    w = MinuteWindow(20)
+    base = T0 // MINUTE
+    for m in minutes:
+        w.add((base + m) * MINUTE, 1, None, None, (base + max(minutes)) * MINUTE)
+    got = [b.minute - base for b in w.span(base + first, base + last)]
+    assert got == [b.minute - base for b in w.buckets if first <= b.minute - base <= last]
+    assert got == sorted(got)
