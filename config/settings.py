@@ -223,6 +223,9 @@ class KafkaSettings:
     from_beginning: bool = True
     # How long an empty input partition waits before its next (non-blocking) poll.
     idle_poll_ms: float = 1.0
+    # Source partitions, each one consumer over its share of the topic partitions. 0: one
+    # per worker of the run; fixed for a recovery store (the parts are named after it).
+    source_groups: int = 0
     # Producer partitions of the sink; Bytewax spreads them over the workers.
     sink_parts: int = 1
     # Longest wait for acknowledgements at a snapshot before the flow fails.
@@ -284,15 +287,19 @@ class Settings:
             raise SettingsError("cap_count and sends_per_unit must be >= 0")
 
     def with_workers(self, total_workers: int) -> Settings:
-        """Return these settings with an automatic `decision_partitions` set for a run.
+        """Return these settings with automatic partition counts set for a run.
 
         Each decision partition holds a full replica of product state and receives every
         stock, catalog and order event, so more partitions than workers only cost time and
         memory; an explicit value (for a recovery store that must outlive a rescale) wins.
         """
-        if self.decision_partitions:
-            return self
-        return dataclasses.replace(self, decision_partitions=max(1, total_workers))
+        n = max(1, total_workers)
+        out = self
+        if not out.kafka.source_groups:
+            out = dataclasses.replace(out, kafka=dataclasses.replace(out.kafka, source_groups=n))
+        if not out.decision_partitions:
+            out = dataclasses.replace(out, decision_partitions=n)
+        return out
 
 
 def _coerce(name: str, tp: Any, value: Any, is_duration: bool) -> Any:

@@ -1,10 +1,10 @@
 """Kafka source and sink for the decision flow, on confluent-kafka.
 
-Source: one assigned consumer per topic partition (no consumer group: offsets live in
-Bytewax's recovery store, so a restart resumes from the last snapshot). Each poll is
-non-blocking (`consume(n, 0)`); only a partition that came back empty waits, through
-`next_awake`, for `idle_poll_ms`, so an idle partition never delays a busy one and an idle
-flow does not spin.
+Source: the topic partitions are dealt into a fixed number of groups (by default one per
+worker), each read by one assigned consumer (no consumer group: offsets live in Bytewax's
+recovery store, so a restart resumes from the last snapshot). Each poll is one
+non-blocking `consume(n, 0)` over all of a group's partitions; only a group that came back
+empty waits, through `next_awake`, for `idle_poll_ms`, so an idle flow does not spin.
 
 Sink: one idempotent producer per sink partition, a delivery callback on every message,
 `poll(0)` per batch to serve callbacks, and a `flush` at each snapshot (end of epoch), so
@@ -66,33 +66,44 @@ def list_partitions(config: Mapping[str, str], topics: Iterable[str], timeout: f
     return parts
 
 
-class _InputPartition(StatefulSourcePartition[RawRecord, int]):
+class _InputPartition(StatefulSourcePartition[RawRecord, dict[str, int]]):
+    """Read a fixed group of topic partitions with one consumer."""
+
     def __init__(
         self,
         config: dict[str, Any],
-        topic: str,
-        partition: int,
-        start: int,
+        parts: list[tuple[str, int]],
+        resume: dict[str, int] | None,
+        default_start: int,
         batch_size: int,
         idle: timedelta,
-        input_name: str,
+        input_names: Mapping[str, str],
     ) -> None:
         self._consumer = Consumer(config)
-        self._topic = topic
-        self._partition = partition
-        self._tp = TopicPartition(topic, partition)
-        self._consumer.assign([TopicPartition(topic, partition, start)])
         self._batch_size = batch_size
         self._idle = idle
-        self._next_offset = start
+        resume = resume or {}
+        # "<partition>-<topic>" -> next offset to read (negative: a logical start).
+        self._next: dict[str, int] = {}
+        assign = []
+        for topic, p in parts:
+            key = f"{p}-{topic}"
+            start = resume.get(key, default_start)
+            self._next[key] = start
+            assign.append(TopicPartition(topic, p, start))
+        self._consumer.assign(assign)
+        self._tps = [TopicPartition(topic, p) for topic, p in parts]
         self._awake: datetime | None = None
-        self._read = EVENTS_READ.labels(input_name)
-        self._lag = CONSUMER_LAG.labels(topic, str(partition))
+        self._read = {topic: EVENTS_READ.labels(input_names.get(topic, topic)) for topic, _p in parts}
+        self._lag = {f"{p}-{topic}": CONSUMER_LAG.labels(topic, str(p)) for topic, p in parts}
         self._next_lag = 0.0
-        HEALTH.assigned_partition()
+        for _ in parts:
+            HEALTH.assigned_partition()
+        self._parts = len(parts)
 
     def next_batch(self) -> list[RawRecord]:
         HEALTH.beat()
+        # One non-blocking call for every partition of the group: no per-partition waits.
         msgs = self._consumer.consume(self._batch_size, 0)
         now = time.monotonic()
         if now >= self._next_lag:
@@ -103,9 +114,11 @@ class _InputPartition(StatefulSourcePartition[RawRecord, int]):
             return []
         self._awake = None
         out = []
-        topic, part = self._topic, self._partition
+        nxt = self._next
         for m in msgs:
             err = m.error()
+            topic = m.topic() or ""
+            part = m.partition() or 0
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     continue
@@ -119,46 +132,74 @@ class _InputPartition(StatefulSourcePartition[RawRecord, int]):
             ts_type, ts = m.timestamp()
             offset = m.offset() or 0
             out.append(RawRecord(topic, m.key(), m.value(), part, offset, ts if ts_type else None))
-            self._next_offset = offset + 1
+            nxt[f"{part}-{topic}"] = offset + 1
         if out:
-            self._read.inc(len(out))
+            if len(self._read) == 1:
+                next(iter(self._read.values())).inc(len(out))
+            else:
+                counts: dict[str, int] = {}
+                for r in out:
+                    counts[r.topic] = counts.get(r.topic, 0) + 1
+                for topic, n in counts.items():
+                    self._read[topic].inc(n)
             if HEALTH.error is not None:
                 HEALTH.recovered()
         return out
 
     def _update_lag(self) -> None:
         # Cached: the high watermark arrives with every fetch response, no extra request.
-        _low, high = self._consumer.get_watermark_offsets(self._tp, cached=True)
-        if high >= 0 and self._next_offset >= 0:
-            self._lag.set(max(0, high - self._next_offset))
+        for tp in self._tps:
+            key = f"{tp.partition}-{tp.topic}"
+            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            nxt = self._next[key]
+            if high >= 0 and nxt >= 0:
+                self._lag[key].set(max(0, high - nxt))
 
     def next_awake(self) -> datetime | None:
         return self._awake
 
-    def snapshot(self) -> int:
-        if self._next_offset < 0:
-            # Nothing read yet from a logical start (beginning/end): save the real position,
-            # or a restart from "end" would skip what was produced in between.
-            pos = self._consumer.position([self._tp])[0].offset
-            if pos >= 0:
-                return int(pos)
-            low, high = self._consumer.get_watermark_offsets(self._tp, timeout=5.0)
-            return int(high if self._next_offset == OFFSET_END else low)
-        return self._next_offset
+    def snapshot(self) -> dict[str, int]:
+        state = {}
+        positions = None
+        for tp in self._tps:
+            key = f"{tp.partition}-{tp.topic}"
+            nxt = self._next[key]
+            if nxt < 0:
+                # Nothing read yet from a logical start (beginning/end): save the real
+                # position, or a restart from "end" would skip what was produced meanwhile.
+                if positions is None:
+                    positions = {(p.topic, p.partition): p.offset for p in self._consumer.position(self._tps)}
+                pos = positions.get((tp.topic, tp.partition), -1)
+                if pos < 0:
+                    low, high = self._consumer.get_watermark_offsets(tp, timeout=5.0)
+                    pos = high if nxt == OFFSET_END else low
+                nxt = int(pos)
+            state[key] = nxt
+        return state
 
     def close(self) -> None:
-        HEALTH.released_partition()
+        for _ in range(self._parts):
+            HEALTH.released_partition()
         self._consumer.close()
 
 
-class KafkaInput(FixedPartitionedSource[RawRecord, int]):
-    """Read every partition of the input topics as raw records."""
+class KafkaInput(FixedPartitionedSource[RawRecord, dict[str, int]]):
+    """Read every partition of the input topics as raw records.
+
+    The topic partitions are dealt round-robin into `groups` fixed source partitions, one
+    consumer each: one `consume` call serves all of a group's partitions (a consumer per
+    topic partition meant a call, a batch through the flow and a fetch session per
+    partition). The state of a group is the next offset of each of its partitions. The
+    part names carry the group count, so a store written with another count is not
+    resumed into the wrong partitions: its partitions start per `from_end` instead.
+    """
 
     def __init__(
         self,
         config: Mapping[str, str],
         topics: Iterable[str],
         *,
+        groups: int = 1,
         from_end: bool = False,
         batch_size: int = 1000,
         idle_poll_ms: float = 1.0,
@@ -166,18 +207,28 @@ class KafkaInput(FixedPartitionedSource[RawRecord, int]):
     ) -> None:
         self.config = dict(config)
         self.topics = list(topics)
+        self.groups = max(1, groups)
         self.from_end = from_end
         self.batch_size = batch_size
         self.idle = timedelta(milliseconds=idle_poll_ms)
         self.input_names = dict(input_names or {})
+        self._members: dict[str, list[tuple[str, int]]] | None = None
+
+    def _group_members(self) -> dict[str, list[tuple[str, int]]]:
+        if self._members is None:
+            members: dict[str, list[tuple[str, int]]] = {f"{g}-of-{self.groups}": [] for g in range(self.groups)}
+            for i, part in enumerate(list_partitions(self.config, self.topics)):
+                idx, topic = part.split("-", 1)
+                members[f"{i % self.groups}-of-{self.groups}"].append((topic, int(idx)))
+            self._members = members
+        return self._members
 
     def list_parts(self) -> list[str]:
-        """List every partition of every input topic (any worker can read any)."""
-        return list_partitions(self.config, self.topics)
+        """List the source partitions: `<group>-of-<groups>`."""
+        return list(self._group_members())
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _InputPartition:
-        """Open a consumer on one partition at its resumed offset."""
-        idx, topic = for_part.split("-", 1)
+    def build_part(self, step_id: str, for_part: str, resume_state: dict[str, int] | None) -> _InputPartition:
+        """Open one consumer on the group's topic partitions at their resumed offsets."""
         conf: dict[str, Any] = {
             # Offsets live in the recovery store; the group id is only required by librdkafka.
             "group.id": "stockguard-unused",
@@ -185,12 +236,16 @@ class KafkaInput(FixedPartitionedSource[RawRecord, int]):
             "enable.auto.offset.store": False,
         }
         conf.update(self.config)
-        if resume_state is not None:
-            start = resume_state
-        else:
-            start = OFFSET_END if self.from_end else OFFSET_BEGINNING
-        name = self.input_names.get(topic, topic)
-        return _InputPartition(conf, topic, int(idx), start, self.batch_size, self.idle, name)
+        start = OFFSET_END if self.from_end else OFFSET_BEGINNING
+        return _InputPartition(
+            conf,
+            self._group_members()[for_part],
+            resume_state,
+            start,
+            self.batch_size,
+            self.idle,
+            self.input_names,
+        )
 
 
 class _OutputPartition(StatefulSinkPartition[OutRecord, None]):

@@ -44,6 +44,7 @@ def build_live_flow(settings: Settings, recovery: bool) -> Dataflow:
     source = KafkaInput(
         conf,
         settings.topics.inputs(),
+        groups=settings.kafka.source_groups or 1,
         from_end=not settings.kafka.from_beginning,
         idle_poll_ms=settings.kafka.idle_poll_ms,
         input_names=input_names(settings),
