@@ -190,6 +190,9 @@ CAMPAIGN_GAUGES = {field: Gauge(name, doc, ["campaign_id"]) for field, (name, do
 class CampaignGauges(DynamicSink[StockView | CampaignView]):
     """Export active campaigns as gauges, and keep the latest view of every campaign."""
 
+    # Stock views are for the Redis read model: without it nobody should build them.
+    wants_stock_views = False
+
     def __init__(self) -> None:
         self.latest: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()

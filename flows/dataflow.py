@@ -128,6 +128,8 @@ def build_flow(
     # A caller that knows the run's workers resolved an automatic count already.
     settings = settings.with_workers(1)
     view_sinks = [views] if isinstance(views, Sink) else list(views)
+    # Building a stock view per changed sku costs on every batch: only for sinks that read them.
+    stock_views = any(getattr(v, "wants_stock_views", True) for v in view_sinks)
     flow = Dataflow(flow_id)
     streams = [op.input(f"read_{name}", flow, src) for name, src in sources.items()]
     raw = streams[0] if len(streams) == 1 else op.merge("merge_inputs", *streams)
@@ -141,7 +143,7 @@ def build_flow(
     keyed: Any = to_campaigns.falses
 
     def decide(resume: bytes | None) -> DecideLogic:
-        return DecideLogic(settings, clock, resume, recovery, views=bool(view_sinks))
+        return DecideLogic(settings, clock, resume, recovery, views=stock_views)
 
     decided: Any = op.key_rm("unkey_decisions", op.stateful_batch("decide_triggers", keyed, decide))
     split_views = op.branch("split_views", decided, lambda x: type(x) is StockView)
