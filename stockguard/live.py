@@ -64,18 +64,26 @@ def build_live_flow(settings: Settings, recovery: bool) -> Dataflow:
 
 def get_flow() -> Dataflow:
     """Build the live flow from the environment's settings, for `python -m bytewax.run`."""
-    pid = int(os.environ.get("BYTEWAX_PROCESS_ID") or _arg_after("-i") or 0)
-    workers = int(os.environ.get("BYTEWAX_WORKERS_PER_PROCESS") or _arg_after("-w") or 1)
-    addresses = os.environ.get("BYTEWAX_ADDRESSES") or _arg_after("-a") or ""
+    # bytewax.run's own precedence: a flag on the command line, else its environment variable.
+    pid = int(_arg_after("-i", "--process-id") or os.environ.get("BYTEWAX_PROCESS_ID") or 0)
+    workers = int(_arg_after("-w", "--workers-per-process") or os.environ.get("BYTEWAX_WORKERS_PER_PROCESS") or 1)
+    addresses = _arg_after("-a", "--addresses") or os.environ.get("BYTEWAX_ADDRESSES") or ""
     processes = max(1, len([a for a in addresses.split(";") if a]))
     settings = load_settings().with_workers(workers * processes)
     prepare_process(settings, pid, workers=workers)
     return build_live_flow(settings, recovery=bool(settings.recovery_dir) or _recovery_requested())
 
 
-def _arg_after(flag: str) -> str | None:
+def _arg_after(*flags: str) -> str | None:
+    """Return the value of the first of `flags` in argv (`-w 2`, `--flag 2`, `--flag=2`)."""
     argv = sys.argv
-    return argv[argv.index(flag) + 1] if flag in argv and argv.index(flag) + 1 < len(argv) else None
+    for i, arg in enumerate(argv):
+        for flag in flags:
+            if arg == flag and i + 1 < len(argv):
+                return argv[i + 1]
+            if flag.startswith("--") and arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+    return None
 
 
 def prepare_process(settings: Settings, pid: int, workers: int, recovery: bool = False) -> None:

@@ -129,3 +129,15 @@ def test_automatic_decision_partitions_follow_the_workers_and_an_explicit_count_
     assert pinned.with_workers(2).decision_partitions == 4
     with pytest.raises(SettingsError, match="decision_partitions"):
         load_settings(env={"STOCKGUARD_DECISION_PARTITIONS": "-1"})
+
+
+def test_bytewax_run_flags_are_read_in_every_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stockguard.live import _arg_after
+
+    monkeypatch.setattr("sys.argv", ["bytewax.run", "m:f", "--workers-per-process=3", "-a", "h:1;h:2", "-i", "1"])
+    assert _arg_after("-w", "--workers-per-process") == "3"
+    assert _arg_after("-a", "--addresses") == "h:1;h:2"
+    assert _arg_after("-i", "--process-id") == "1"
+    monkeypatch.setattr("sys.argv", ["bytewax.run", "m:f", "--workers-per-process", "2"])
+    assert _arg_after("-w", "--workers-per-process") == "2"
+    assert _arg_after("-r") is None
