@@ -33,7 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import report  # noqa: E402
+from bench.common import produce, report  # noqa: E402
 from bench.latency_bench import free_port, wait_ready  # noqa: E402
 from config.settings import load_settings, topic_env  # noqa: E402
 from stockguard.live import create_topics  # noqa: E402
@@ -56,12 +56,7 @@ def produce_backlog(kafka: str, names: dict[str, str], events: int, skus: int) -
     sku_ids = [f"SKU-{i:06d}" for i in range(skus)]
 
     def put(topic: str, key: str, value: dict[str, Any]) -> None:
-        while True:
-            try:
-                p.produce(names[topic], orjson.dumps(value), key)
-                return
-            except BufferError:
-                p.poll(0.05)
+        produce(p, names[topic], orjson.dumps(value), key)
 
     for i, sku in enumerate(sku_ids):
         put(
@@ -263,6 +258,12 @@ def main() -> int:
             time.sleep(0.05)
         sg_s = time.monotonic() - start
         sg_read = metric_sum(port, "stockguard_events_read_total")
+        # Counted is not yet acknowledged: stop stockguard only once its last decisions are
+        # on the topic (a kill drops what its producer still queues; a restart re-decides it).
+        sg_topics = [f"cmp-{run}-stockguard.approved", f"cmp-{run}-stockguard.suppressed"]
+        deadline = time.monotonic() + 60
+        while len(sg := read_decisions(args.kafka, sg_topics)) < n_triggers and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         os.killpg(flow.pid, signal.SIGTERM)
         flow.wait(30)
@@ -292,7 +293,6 @@ def main() -> int:
         quix_eps = float(quix_line.rsplit("=", 1)[1].split()[0].replace(",", ""))
         qx = read_decisions(args.kafka, [f"cmp-{run}-quix.approved", f"cmp-{run}-quix.suppressed"])
 
-    sg = read_decisions(args.kafka, [f"cmp-{run}-stockguard.approved", f"cmp-{run}-stockguard.suppressed"])
     hw = read_decisions(args.kafka, [f"cmp-{run}-loop.approved", f"cmp-{run}-loop.suppressed"])
     same = sum(1 for k, v in sg.items() if hw.get(k) == v)
     same_quix = sum(1 for k, v in sg.items() if qx.get(k) == v)

@@ -22,6 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import produce  # noqa: E402
 from config.settings import Settings, load_settings  # noqa: E402
 from flows.dataflow import wall_clock_ms  # noqa: E402
 from flows.operations import encode_alerts  # noqa: E402
@@ -133,12 +134,7 @@ def main() -> int:
                 )
         n += len(recs)
         for r in loop.apply(recs):
-            while True:
-                try:
-                    producer.produce(r.topic, r.value, r.key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.01)
+            produce(producer, r.topic, r.value, r.key, on_delivery=on_delivery)
         producer.poll(0)
         if failures:
             raise RuntimeError(f"delivery failed: {failures[0]}")

@@ -32,7 +32,7 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import report  # noqa: E402
+from bench.common import produce, report  # noqa: E402
 from config.settings import Settings, load_settings, topic_env  # noqa: E402
 from stockguard.live import create_topics  # noqa: E402
 
@@ -92,13 +92,7 @@ class Load:
         self.ts = T0
 
     def _send(self, producer: Producer, topic: str, key: str, value: dict[str, Any]) -> None:
-        data = orjson.dumps(value)
-        while True:
-            try:
-                producer.produce(topic, data, key)
-                return
-            except BufferError:
-                producer.poll(0.01)
+        produce(producer, topic, orjson.dumps(value), key)
 
     def seed_stock(self) -> None:
         for i, sku in enumerate(SKUS):
