@@ -15,10 +15,13 @@ FROM python:3.12-slim-bookworm
 RUN useradd --system --uid 10001 --home-dir /app stockguard \
  && mkdir -p /var/lib/stockguard /app/out && chown stockguard /var/lib/stockguard /app/out
 COPY --from=build /opt/stockguard /opt/stockguard
-ENV PATH=/opt/stockguard/bin:$PATH PYTHONUNBUFFERED=1
+# Inside a container the probes and Prometheus come from outside: listen on every address
+# (outside containers both default to loopback).
+ENV PATH=/opt/stockguard/bin:$PATH PYTHONUNBUFFERED=1 \
+    STOCKGUARD_METRICS_HOST=0.0.0.0 STOCKGUARD_HEALTH_HOST=0.0.0.0
 WORKDIR /app
 USER stockguard
-# Prometheus metrics (Bytewax's API server serves ours too), then /healthz and /readyz.
+# Prometheus /metrics, then /healthz and /readyz. SIGTERM (docker stop) stops gracefully.
 EXPOSE 3030 8081
 ENTRYPOINT ["stockguard"]
 CMD ["demo"]

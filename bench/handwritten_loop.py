@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 from bench.common import produce  # noqa: E402
 from config.settings import Settings, load_settings  # noqa: E402
 from flows.dataflow import wall_clock_ms  # noqa: E402
-from flows.operations import encode_alerts  # noqa: E402
+from flows.encoding import Encoder  # noqa: E402
 from flows.records import OutRecord, RawRecord  # noqa: E402
-from flows.routing import CAMPAIGNS_KEY, Router, encode_emits  # noqa: E402
+from flows.routing import CAMPAIGNS_KEY, Router  # noqa: E402
 from state.campaigns import CampaignState, CampaignTracker  # noqa: E402
 from state.decision import Decider, DecisionState, Emit  # noqa: E402
 from state.models import Campaign, Order, Product  # noqa: E402
@@ -42,6 +42,7 @@ class Loop:
         settings = settings.with_workers(1)
         self.s = settings
         self.router = Router(settings, wall_clock_ms)
+        self.encoder = Encoder(settings, wall_clock_ms)
         self.deciders = [
             Decider(DecisionState(i, settings.decision_partitions), settings.rules, wall_clock_ms)
             for i in range(settings.decision_partitions)
@@ -83,9 +84,9 @@ class Loop:
             self.surge.on_charged(c, surge_msgs)
         if ticks:
             self.surge.on_tick(max(t.ts for t in ticks), surge_msgs)
-        out.extend(encode_emits(emits, self.s))
-        out.extend(encode_alerts(alerts, self.s))
-        out.extend(encode_alerts([("alert", m["location"], m) for m in surge_msgs], self.s))
+        out.extend(self.encoder.emits(emits))
+        out.extend(self.encoder.alerts(alerts))
+        out.extend(self.encoder.alerts([("alert", m["location"], m) for m in surge_msgs]))
         return out
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DlqSettings",
+    "InputSettings",
     "KafkaSettings",
     "RedisSettings",
     "RuleSettings",
@@ -228,8 +230,19 @@ class KafkaSettings:
     source_groups: int = 0
     # Producer partitions of the sink; Bytewax spreads them over the workers.
     sink_parts: int = 1
-    # Longest wait for acknowledgements at a snapshot before the flow fails.
+    # Longest wait for acknowledgements at a snapshot while Kafka answers; while it does
+    # not, snapshots keep waiting up to `outage_tolerance`.
     flush_timeout: int = _duration(30_000)
+    # How long the flow rides through a broker it cannot reach before it exits non-zero.
+    outage_tolerance: int = _duration(5 * 60_000)
+    # Largest output message (librdkafka's message.max.bytes default; the broker's topic
+    # default is 1 MiB): a larger one goes to the DLQ instead of failing the producer.
+    max_message_bytes: int = 1_000_000
+    # Timestamp-ordered catch-up: how long a source waits for a lagging partition's next
+    # message before it hands over what it holds (0: no ordering, arrival order).
+    merge_wait: int = _duration(500)
+    # Messages a source holds per partition while ordering; a fuller one is paused.
+    merge_buffer: int = 5_000
 
     def client_config(self) -> dict[str, str]:
         """Return the librdkafka configuration, secrets included (never log it)."""
@@ -243,6 +256,23 @@ class KafkaSettings:
             f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, properties={shown!r}, "
             f"partitions={self.partitions})"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class InputSettings:
+    """Bound what one input message may be: larger or deeper goes to the DLQ."""
+
+    max_message_bytes: int = 1_000_000
+    # orjson reads 1,024 levels but writes 254: a deeper echoed trigger could not be encoded.
+    max_json_depth: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class DlqSettings:
+    """Shape the dead-letter records."""
+
+    # `raw` is cut to this many bytes (the record says the original size).
+    max_raw_bytes: int = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,17 +294,26 @@ class Settings:
     surge: SurgeSettings = field(default_factory=SurgeSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    input: InputSettings = field(default_factory=InputSettings)
+    dlq: DlqSettings = field(default_factory=DlqSettings)
     # Logical decision partitions: fixed, so decisions never depend on workers. 0 (auto):
     # one per worker of the run, so one process broadcasts product state to one replica.
     decision_partitions: int = 0
     recovery_dir: str = ""
     snapshot_interval: int = _duration(10_000)
     epoch_interval: int = _duration(10_000)
-    # Bytewax's API server serves /metrics here (plus the process id with -i).
+    # /metrics (plus the process id with -i), on loopback unless told otherwise: the
+    # container image sets 0.0.0.0 so Prometheus can scrape it.
+    metrics_host: str = "127.0.0.1"
     metrics_port: int = 3030
-    # /healthz and /readyz (plus the process id with -i).
+    # /healthz and /readyz (plus the process id with -i); the image sets 0.0.0.0.
+    health_host: str = "127.0.0.1"
     health_port: int = 8081
-    health_host: str = "0.0.0.0"  # noqa: S104 - probes come from outside the container
+    # Bytewax's own API server (/dataflow, bytewax_* metrics): 0 is off. When on, it binds
+    # 0.0.0.0 whatever the host settings say (Bytewax has no setting for it).
+    bytewax_api_port: int = 0
+    # SIGTERM/SIGINT: longest time to finish the batch, flush, snapshot and exit.
+    shutdown_timeout: int = _duration(30_000)
     log_format: str = "json"
     log_level: str = "INFO"
     # Key of the hash that stands for customer ids outside the decision topics.
@@ -360,9 +399,14 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_SECTIONS = frozenset(
+    f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(typing.get_type_hints(Settings)[f.name])
+)
+
+
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
-    sections = {"topics", "rules", "surge", "kafka", "redis"}
+    sections = {f.name for f in dataclasses.fields(Settings) if f.name in _SECTIONS}
     top_level = {f.name for f in dataclasses.fields(Settings)} - sections
     props: dict[str, str] = {}
     for name, value in env.items():

@@ -23,18 +23,32 @@ import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from config.settings import InputSettings
 from flows.records import OutRecord, RawRecord
+from state.limits import check_input
 
 __all__ = ["JsonlSink", "OutputStats", "ReplaySource", "parse_replay_line"]
 
 REPLAY_TOPIC = "replay"
 
 
-def parse_replay_line(line: bytes, lineno: int) -> RawRecord | None:
-    """Frame one replay line as a raw record; None for a blank line."""
+_LIMITS = InputSettings()
+# Room for the line's own fields (topic, key) around a value of the largest allowed size.
+_ENVELOPE_BYTES = 4096
+
+
+def parse_replay_line(line: bytes, lineno: int, limits: InputSettings = _LIMITS) -> RawRecord | None:
+    """Frame one replay line as a raw record; None for a blank line.
+
+    A line too large or nested too deep for `limits` is framed as an error (DLQ): its
+    value is parsed here, so the router cannot check the bytes itself.
+    """
     stripped = line.strip()
     if not stripped:
         return None
+    refused = check_input(stripped, limits.max_message_bytes + _ENVELOPE_BYTES, limits.max_json_depth, envelope=1)
+    if refused is not None:
+        return RawRecord(REPLAY_TOPIC, None, stripped, 0, lineno, error=f"line {lineno}: {refused}")
     try:
         rec = orjson.loads(stripped)
     except orjson.JSONDecodeError as exc:
@@ -63,7 +77,9 @@ class _ReplayPartition(StatefulSourcePartition[RawRecord, tuple[int, int]]):
         resume: tuple[int, int] | None,
         batch_size: int,
         progress: Callable[[int, int, int], None] | None,
+        limits: InputSettings,
     ) -> None:
+        self._limits = limits
         self._fh: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in close()
         self._size = os.fstat(self._fh.fileno()).st_size
         self._pos, self._line = resume if resume is not None else (0, 0)
@@ -79,7 +95,7 @@ class _ReplayPartition(StatefulSourcePartition[RawRecord, tuple[int, int]]):
             if not line:
                 break
             self._line += 1
-            rec = parse_replay_line(line, self._line)
+            rec = parse_replay_line(line, self._line, self._limits)
             if rec is not None:
                 out.append(rec)
         self._pos = self._fh.tell()
@@ -104,10 +120,12 @@ class ReplaySource(FixedPartitionedSource[RawRecord, tuple[int, int]]):
         path: str | Path,
         batch_size: int = 1000,
         progress: Callable[[int, int, int], None] | None = None,
+        limits: InputSettings = _LIMITS,
     ) -> None:
         self.path = Path(path)
         self.batch_size = batch_size
         self.progress = progress
+        self.limits = limits
 
     def list_parts(self) -> list[str]:
         """List the single partition."""
@@ -115,7 +133,7 @@ class ReplaySource(FixedPartitionedSource[RawRecord, tuple[int, int]]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: tuple[int, int] | None) -> _ReplayPartition:
         """Open the file at the resumed position."""
-        return _ReplayPartition(self.path, resume_state, self.batch_size, self.progress)
+        return _ReplayPartition(self.path, resume_state, self.batch_size, self.progress, self.limits)
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Process health as the connectors see it: heartbeats, Kafka reachability, assignments.
 
 Liveness: the flow's input loop beat within `stall_s` (Bytewax polls every source
-partition continuously, so a silent loop means a stuck worker). Readiness: live, Kafka
-answered our last metadata request, and this process holds at least one assigned input
-partition, with no consumer error since.
+partition continuously, so a silent loop means a stuck worker; a sink waiting out a broker
+outage beats too). Readiness: live, Kafka answered our last metadata request (a probe asks
+every two seconds), and this process holds at least one assigned input partition, with no
+consumer error since. `stop` is set by SIGTERM/SIGINT: sources end, the flow drains.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from __future__ import annotations
 import threading
 import time
 
-__all__ = ["HEALTH", "Health"]
+__all__ = ["HEALTH", "STOP", "Health"]
+
+# Set on SIGTERM/SIGINT: every source partition ends its stream, so the flow finishes the
+# batch in flight, flushes, snapshots at EOF and exits.
+STOP = threading.Event()
 
 
 class Health:
@@ -24,6 +29,8 @@ class Health:
         self.assigned = 0
         self.kafka_reachable = False
         self.error: str | None = None
+        # Set when Kafka stayed unreachable past `kafka.outage_tolerance`: the flow exits.
+        self.fatal: str | None = None
 
     def beat(self) -> None:
         """Record that the input loop ran (called per poll: a plain float store)."""
@@ -44,7 +51,9 @@ class Health:
         """Record the outcome of talking to Kafka."""
         with self._lock:
             self.kafka_reachable = ok
-            if error is not None:
+            if ok:
+                self.error = None
+            elif error is not None:
                 self.error = error
 
     def recovered(self) -> None:

@@ -64,6 +64,14 @@ DELIVERY_FAILURES = Counter("stockguard_kafka_delivery_failures", "Output messag
 CONSUMER_LAG = Gauge(
     "stockguard_kafka_consumer_lag", "Messages behind the partition's high watermark", ["topic", "partition"]
 )
+ADOPTED = Counter(
+    "stockguard_decisions_adopted",
+    "Triggers re-read after a restart that took the decision recorded for them (no new message)",
+)
+JOURNAL_RECORDS = Counter(
+    "stockguard_journal_records", "Decisions and retractions read back from the output topics at a restart", ["kind"]
+)
+KAFKA_UP = Gauge("stockguard_kafka_up", "1 while the Kafka brokers answer this process, 0 during an outage")
 REDIS_ERRORS = Counter("stockguard_redis_errors", "Failed writes of the Redis read model (retried)")
 REDIS_WRITES = Counter("stockguard_redis_view_writes", "Keys written to the Redis read model")
 
@@ -106,6 +114,7 @@ class MetricsSink(DynamicSink[OutRecord]):
         self.approved, self.suppressed, self.retracted = t.approved, t.suppressed, t.retracted
         self.surge, self.insights, self.dlq = t.surge_alerts, t.insights, t.dlq
         self.inputs = input_names(settings)
+        self.outputs = set(t.outputs())
         self.clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _MetricsPartition:
@@ -131,7 +140,10 @@ class _MetricsPartition(StatelessSinkPartition[OutRecord]):
                 RETRACTIONS.inc()
                 continue
             elif topic == s.dlq:
-                DLQ.labels(s.inputs.get(r.key or "", "unknown"), dlq_reason(r.label)).inc()
+                key = r.key or ""
+                # An input's logical name; an output that could not be sent; an event a step failed on.
+                source = s.inputs.get(key) or ("output" if key in s.outputs else "internal")
+                DLQ.labels(source, dlq_reason(r.label)).inc()
                 continue
             elif topic == s.surge:
                 kind, _, status = r.label.partition(":")

@@ -16,7 +16,6 @@ Step ids are recovery keys: never rename them.
 from __future__ import annotations
 
 import pickle
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,21 +26,26 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import FixedPartitionedSink, Sink
 
 from config.settings import Settings
-from connectors.metrics import MetricsSink, StateGauges
+from connectors.metrics import ADOPTED, MetricsSink, StateGauges
+from flows.encoding import Encoder, wall_clock_ms
 from flows.operations import CampaignLogic, MonitorLogic, SurgeLogic
 from flows.records import CampaignView, OutRecord, RawRecord, StockView
-from flows.routing import CAMPAIGNS_KEY, Event, Router, encode_emits
+from flows.routing import CAMPAIGNS_KEY, Router
 from state.decision import Decider, DecisionState, Emit
+from state.journal import PartitionJournal
+from state.models import Trigger
 
-__all__ = ["DecideLogic", "build_flow", "wall_clock_ms"]
-
-
-def wall_clock_ms() -> int:
-    """Return the wall clock in epoch milliseconds: `decided_ts` and DLQ `ts`."""
-    return time.time_ns() // 1_000_000
+__all__ = ["DecideLogic", "JournalSource", "build_flow", "wall_clock_ms"]
 
 
-class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, bytes | None]):
+# (partition index, wall time in ms of the snapshot it resumed from, None for a partition
+# that had none) -> the decisions that partition emitted since, or None.
+JournalSource = Callable[[int, int | None], PartitionJournal | None]
+# Snapshot format of a decision partition: (format, wall ms at the snapshot, state).
+SNAPSHOT_FORMAT = 2
+
+
+class DecideLogic(StatefulBatchLogic[tuple[Any, ...], OutRecord | StockView, bytes | None]):
     """Run the pure decision rules of one logical partition inside Bytewax."""
 
     def __init__(
@@ -51,15 +55,24 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, b
         resume: bytes | None,
         keep_snapshots: bool,
         views: bool = False,
+        journal: JournalSource | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.keep_snapshots = keep_snapshots
         self.views = views
         self.gauges = StateGauges("decide_triggers")
+        self.encoder = Encoder(settings, clock)
+        self.journal_source = journal
+        self.journal: PartitionJournal | None = None
         self.decider: Decider | None = None
         if resume is not None:
-            state: DecisionState = pickle.loads(resume)  # noqa: S301 - our own recovery store
+            loaded = pickle.loads(resume)  # noqa: S301 - our own recovery store
+            # Format 1 (before the journal) pickled the state alone.
+            snapshot_ms: int | None = None
+            if type(loaded) is tuple and loaded[0] == SNAPSHOT_FORMAT:
+                _fmt, snapshot_ms, loaded = loaded
+            state: DecisionState = loaded
             if state.partitions != settings.decision_partitions:
                 # Customers would hash to other partitions: their dedup and caps would be lost.
                 raise RuntimeError(
@@ -67,30 +80,66 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, b
                     f"{settings.decision_partitions}: set decision_partitions={state.partitions} "
                     "(STOCKGUARD_DECISION_PARTITIONS) or start from a new recovery store"
                 )
-            self.decider = self._decider(state)
+            self.decider = self._decider(state, snapshot_ms)
 
-    def _decider(self, state: DecisionState) -> Decider:
+    def _decider(self, state: DecisionState, snapshot_ms: int | None) -> Decider:
         # Every partition holds the same product state: partition 0 alone feeds the view.
         track = self.views and state.index == 0
-        return Decider(state, self.settings.rules, self.clock, track_views=track)
+        decider = Decider(state, self.settings.rules, self.clock, track_views=track)
+        if self.journal_source is not None:
+            # After a restart: what this partition emitted since its snapshot is a fact.
+            journal = self.journal_source(state.index, snapshot_ms)
+            if journal is not None:
+                decider.preload_retractions(journal.retracted)
+                if journal.pending:
+                    self.journal = journal
+        return decider
 
-    def on_batch(self, values: list[tuple[int, Event]]) -> tuple[Iterable[OutRecord | StockView], bool]:
+    def on_batch(self, values: list[tuple[Any, ...]]) -> tuple[Iterable[OutRecord | StockView], bool]:
         """Apply a batch of events of this partition in order."""
         decider = self.decider
         if decider is None:
             index = values[0][0]
-            decider = self.decider = self._decider(DecisionState(index, self.settings.decision_partitions))
+            decider = self.decider = self._decider(DecisionState(index, self.settings.decision_partitions), None)
         emits: list[Emit] = []
         source_ts: dict[int, int] = {}
+        sources: dict[int, str] = {}
+        out: list[OutRecord | StockView] = []
         apply = decider.apply
         for item in values:
-            apply(item[1], emits)
-            if len(item) == 3 and item[2] is not None:
-                # A trigger read from Kafka: exactly one decision, the last emit.
-                source_ts[len(emits) - 1] = item[2]
-        out: list[OutRecord | StockView] = []
+            ev = item[1]
+            if type(ev) is not Trigger:
+                try:
+                    apply(ev, emits)
+                except Exception as exc:  # one bad event must not stop the partition
+                    # Broadcast to every partition: partition 0 alone dead-letters it.
+                    if item[0] == 0:
+                        out.append(self.encoder.failed_event("decide_triggers", ev, exc))
+                continue
+            pos = item[3]
+            journal = self.journal
+            if journal is not None and pos is not None:
+                recorded = journal.take(pos)
+                if not journal.pending:
+                    self.journal = None
+                if recorded is not None:
+                    decider.adopt(ev, recorded, emits)
+                    ADOPTED.inc()
+                    continue
+            n = len(emits)
+            try:
+                decider.on_trigger(ev, emits)
+            except Exception as exc:  # one bad trigger must not stop the partition
+                del emits[n:]
+                out.append(self.encoder.failed_event("decide_triggers", ev, exc))
+                continue
+            # Exactly one decision per decided trigger: the first emit since.
+            if item[2] is not None:
+                source_ts[n] = item[2]
+            if pos is not None:
+                sources[n] = pos
         if emits:
-            out.extend(encode_emits(emits, self.settings, source_ts))
+            out.extend(self.encoder.emits(emits, source_ts, sources))
         if decider.dirty:
             out.extend(StockView(v["sku"], v) for v in decider.take_views())
         self.gauges.maybe_set(decider.state.index, decider.state.sizes)
@@ -104,7 +153,9 @@ class DecideLogic(StatefulBatchLogic[tuple[int, Event], OutRecord | StockView, b
         """
         if not self.keep_snapshots or self.decider is None:
             return None
-        return pickle.dumps(self.decider.state, protocol=pickle.HIGHEST_PROTOCOL)
+        # The wall time tells a restart from when to read the journal back.
+        envelope = (SNAPSHOT_FORMAT, wall_clock_ms(), self.decider.state)
+        return pickle.dumps(envelope, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def build_flow(
@@ -115,13 +166,15 @@ def build_flow(
     views: Sink[StockView | CampaignView] | Sequence[Sink[StockView | CampaignView]] = (),
     clock: Callable[[], int] = wall_clock_ms,
     recovery: bool = False,
+    journal: JournalSource | None = None,
     flow_id: str = "stockguard",
 ) -> Dataflow:
     """Build the stockguard dataflow from named sources to named sinks.
 
     Every output record goes to every sink (usually one: Kafka, files, or a test sink);
     each of `views` receives the stock view of every changed sku and the campaign views
-    (the Redis read model, Prometheus gauges).
+    (the Redis read model, Prometheus gauges). `journal` gives a decision partition the
+    decisions it emitted before a restart (see `state.journal`).
     """
     if not sources or not sinks:
         raise ValueError("build_flow needs at least one source and one sink")
@@ -143,7 +196,7 @@ def build_flow(
     keyed: Any = to_campaigns.falses
 
     def decide(resume: bytes | None) -> DecideLogic:
-        return DecideLogic(settings, clock, resume, recovery, views=stock_views)
+        return DecideLogic(settings, clock, resume, recovery, views=stock_views, journal=journal)
 
     decided: Any = op.key_rm("unkey_decisions", op.stateful_batch("decide_triggers", keyed, decide))
     split_views = op.branch("split_views", decided, lambda x: type(x) is StockView)

@@ -7,34 +7,25 @@ recovery is on, pickled, so the snapshot is immutable).
 
 from __future__ import annotations
 
+import logging
 import pickle
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from bytewax.operators import StatefulBatchLogic
 
 from config.settings import Settings
 from connectors.metrics import SURGE_OPEN, StateGauges, init_location_series
+from flows.encoding import Encoder, wall_clock_ms
 from flows.records import CampaignView, OutRecord
 from state.campaigns import CampaignState, CampaignTracker
 from state.models import Campaign, Order, Product, Removed
 from state.monitor import Alert, Monitor, MonitorState
 from state.surge import Charged, SurgeState, SurgeWatcher, Tick
 
-__all__ = ["CampaignLogic", "MonitorLogic", "SurgeLogic", "encode_alerts"]
+__all__ = ["CampaignLogic", "MonitorLogic", "SurgeLogic"]
 
-
-def encode_alerts(alerts: list[Alert], settings: Settings) -> list[OutRecord]:
-    """Encode surge/drain alerts (keyed by location) and insights (keyed by sku)."""
-    t = settings.topics
-    out = []
-    for kind, key, msg in alerts:
-        if kind == "alert":
-            out.append(OutRecord(t.surge_alerts, key, orjson.dumps(msg), f"{msg['kind']}:{msg['status']}", msg["ts"]))
-        else:
-            out.append(OutRecord(t.insights, key, orjson.dumps(msg), msg["kind"], msg["ts"]))
-    return out
+log = logging.getLogger(__name__)
 
 
 def _snapshot(keep: bool, state: object) -> bytes | None:
@@ -48,6 +39,7 @@ class MonitorLogic(StatefulBatchLogic[tuple[int, Any], OutRecord | Charged | Tic
         self.settings = settings
         self.keep = keep
         self.gauges = StateGauges("monitor_skus")
+        self.encoder = Encoder(settings, wall_clock_ms)
         self.monitor: Monitor | None = None
         if resume is not None:
             self.monitor = Monitor(pickle.loads(resume), settings.rules, settings.surge)  # noqa: S301
@@ -61,11 +53,14 @@ class MonitorLogic(StatefulBatchLogic[tuple[int, Any], OutRecord | Charged | Tic
         ticks: list[Tick] = []
         charged: list[Charged] = []
         apply = m.apply
-        for _, ev in values:
-            apply(ev, alerts, ticks, charged)
         out: list[OutRecord | Charged | Tick] = []
+        for _, ev in values:
+            try:
+                apply(ev, alerts, ticks, charged)
+            except Exception as exc:  # one bad event must not stop the partition
+                out.append(self.encoder.failed_event("monitor_skus", ev, exc))
         if alerts:
-            out.extend(encode_alerts(alerts, self.settings))
+            out.extend(self.encoder.alerts(alerts))
         out.extend(charged)
         if ticks:
             out.append(ticks[-1])
@@ -85,18 +80,23 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
         self.keep = keep
         state: SurgeState = pickle.loads(resume) if resume is not None else SurgeState()  # noqa: S301
         self.watcher = SurgeWatcher(state, settings.surge)
+        self.encoder = Encoder(settings, wall_clock_ms)
         self.gauges = StateGauges("watch_locations")
         self.seen: set[str] = set()
 
     def on_batch(self, values: list[Charged | Tick]) -> tuple[Iterable[OutRecord], bool]:
         """Count charged units and evaluate minutes as event time passes."""
         msgs: list[dict[str, Any]] = []
+        failed: list[OutRecord] = []
         w = self.watcher
         for v in values:
-            if type(v) is Charged:
-                w.on_charged(v, msgs)
-            else:
-                w.on_tick(v.ts, msgs)
+            try:
+                if type(v) is Charged:
+                    w.on_charged(v, msgs)
+                else:
+                    w.on_tick(v.ts, msgs)
+            except Exception as exc:  # one bad event must not stop the partition
+                failed.append(self.encoder.failed_event("watch_locations", v, exc))
         self.gauges.maybe_set(0, lambda: {"locations": len(w.state.locations)})
         for name, loc in w.state.locations.items():
             if name not in self.seen:
@@ -105,8 +105,9 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
             # Few locations: cheap per batch, and right again after a restore.
             SURGE_OPEN.labels(name).set(1 if loc.alert_id is not None else 0)
         if not msgs:
-            return ((), StatefulBatchLogic.RETAIN)
-        return (encode_alerts([("alert", m["location"], m) for m in msgs], self.settings), StatefulBatchLogic.RETAIN)
+            return (failed, StatefulBatchLogic.RETAIN)
+        failed.extend(self.encoder.alerts([("alert", m["location"], m) for m in msgs]))
+        return (failed, StatefulBatchLogic.RETAIN)
 
     def snapshot(self) -> bytes | None:
         """Return the pickled surge state when recovery is on."""
@@ -128,14 +129,19 @@ class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign | Removed, Cam
         t = self.tracker
         for v in values:
             tp = type(v)
-            if tp is Order:
-                t.on_order(v, views)  # type: ignore[arg-type]
-            elif tp is Product:
-                t.on_product(v, views)  # type: ignore[arg-type]
-            elif tp is Campaign:
-                t.on_campaign(v, views)  # type: ignore[arg-type]
-            elif tp is Removed:
-                t.on_removed(v.key, views)  # type: ignore[union-attr]
+            try:
+                if tp is Order:
+                    t.on_order(v, views)  # type: ignore[arg-type]
+                elif tp is Product:
+                    t.on_product(v, views)  # type: ignore[arg-type]
+                elif tp is Campaign:
+                    t.on_campaign(v, views)  # type: ignore[arg-type]
+                elif tp is Removed:
+                    t.on_removed(v.key, views)  # type: ignore[union-attr]
+            except Exception as exc:  # one bad event must not stop the campaign view
+                # The view is a read model with no output topic: say so, without the event
+                # itself (it may hold a customer id).
+                log.error("campaign view skipped a %s: %s: %s", tp.__name__, type(exc).__name__, exc)
         st = t.state
         self.gauges.maybe_set(0, lambda: {"campaigns": len(st.meta), "orders": len(st.ledger)})
         return ([CampaignView(v["campaign_id"], v) for v in views], StatefulBatchLogic.RETAIN)

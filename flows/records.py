@@ -42,6 +42,9 @@ class OutRecord(NamedTuple):
     event_ts: int | None = None
     # Kafka timestamp of the input that caused it (decision latency), when read from Kafka.
     source_ts: int | None = None
+    # Position ("topic/partition/offset") of the trigger a decision decides: the Kafka sink
+    # writes it as a header, so a restart finds the decisions already made (the journal).
+    source: str | None = None
 
 
 class StockView(NamedTuple):

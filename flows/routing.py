@@ -13,8 +13,10 @@ from typing import Any
 import orjson
 
 from config.settings import Settings
+from flows.encoding import Encoder
 from flows.records import NOT_DECODED, OutRecord, RawRecord
-from state.decision import APPROVED, RETRACTED, SUPPRESSED, Emit, partition_of
+from state.decision import partition_of
+from state.limits import check_input
 from state.models import (
     ContractError,
     Order,
@@ -32,19 +34,14 @@ from state.models import (
 )
 from state.monitor import OrderLineEvent, monitor_partition_of
 
-__all__ = ["CAMPAIGNS_KEY", "Event", "Router", "encode_emits"]
+__all__ = ["CAMPAIGNS_KEY", "Event", "Router"]
 
 Event = StockLevel | StockAdjustment | Order | Product | Trigger | Removed
 # (key, payload): decision partitions "0".."P-1" and monitor partitions "m0".."mM-1" get
-# (index, event); the campaign tracker's single key gets the event.
+# (index, event), triggers (index, trigger, kafka_ts, position); the campaign tracker's
+# single key gets the event.
 Routed = tuple[str, Any]
 CAMPAIGNS_KEY = "campaigns"
-
-
-def _text(raw: bytes | None) -> str:
-    if raw is None:
-        return ""
-    return raw.decode("utf-8", errors="backslashreplace")
 
 
 class Router:
@@ -56,6 +53,12 @@ class Router:
         self.keys = [str(i) for i in range(self.partitions)]
         self.dlq_topic = t.dlq
         self.clock = clock
+        self.encoder = Encoder(settings, clock)
+        self.max_bytes = settings.input.max_message_bytes
+        self.max_depth = settings.input.max_json_depth
+        # A trigger is echoed into its decision: at most half the output limit, so the
+        # decision (its skus, substitutions) always fits in one Kafka message.
+        self.max_trigger_bytes = min(self.max_bytes, settings.kafka.max_message_bytes // 2)
         Handler = Callable[[Any, RawRecord, list[Routed | OutRecord]], None]
         self.handlers: dict[str, Handler] = {
             t.triggers: self._trigger,
@@ -79,18 +82,12 @@ class Router:
         """Build the dead-letter record of an input that cannot be used."""
         raw = rec.value
         if raw is None and rec.decoded is not NOT_DECODED:
-            raw = orjson.dumps(rec.decoded)
-        msg = {
-            "topic": rec.topic,
-            "partition": rec.partition,
-            "offset": rec.offset,
-            "key": _text(rec.key) if rec.key is not None else None,
-            "raw": _text(raw),
-            "error": error,
-            "ts": self.clock(),
-        }
-        field = error.split(":", 1)[0]
-        return OutRecord(self.dlq_topic, rec.topic, orjson.dumps(msg), field, rec.timestamp)
+            try:
+                raw = orjson.dumps(rec.decoded)
+            except (TypeError, orjson.JSONEncodeError):
+                raw = repr(rec.decoded).encode()
+        key = rec.key.decode("utf-8", errors="backslashreplace") if rec.key is not None else None
+        return self.encoder.dead_letter(rec.topic, rec.partition, rec.offset, key, raw, error, rec.timestamp)
 
     def route_batch(self, recs: list[RawRecord]) -> list[Routed | OutRecord]:
         """Route a batch: one Python call per batch, each record appended in place."""
@@ -107,20 +104,25 @@ class Router:
                 if raw is None:
                     out.extend(self._route_unusual(rec))
                     continue
+                refused = check_input(raw, self.max_bytes, self.max_depth)
+                if refused is not None:
+                    out.append(self.dead_letter(rec, refused))
+                    continue
                 try:
                     value = orjson.loads(raw)
                 except orjson.JSONDecodeError as exc:
                     out.append(self.dead_letter(rec, f"value: not JSON ({exc})"))
                     continue
+            n = len(out)
             try:
                 handler(value, rec, out)
             except ContractError as exc:
+                del out[n:]
                 out.append(self.dead_letter(rec, str(exc)))
+            except Exception as exc:  # one bad record must not stop the batch
+                del out[n:]
+                out.append(self.dead_letter(rec, f"internal: {type(exc).__name__} while routing: {exc}"))
         return out
-
-    def route(self, rec: RawRecord) -> list[Routed | OutRecord]:
-        """Parse one record; return its routed copies, a dead-letter record, or nothing."""
-        return self.route_batch([rec])
 
     def _route_unusual(self, rec: RawRecord) -> list[Routed | OutRecord]:
         """Route what the fast loop does not: framing errors, unknown topics, null values."""
@@ -137,16 +139,26 @@ class Router:
                 self.handlers[rec.topic](None, rec, out)
             except ContractError as exc:
                 return [self.dead_letter(rec, str(exc))]
+            except Exception as exc:  # one bad record must not stop the batch
+                return [self.dead_letter(rec, f"internal: {type(exc).__name__} while routing: {exc}")]
             return out
         return [self.dead_letter(rec, "value: missing (tombstone)")]
 
     # ---- one handler per input topic: parse, then append the routed copies ----
 
     def _trigger(self, value: Any, rec: RawRecord, out: list[Routed | OutRecord]) -> None:
+        raw = rec.value
+        if raw is not None and len(raw) > self.max_trigger_bytes:
+            raise ContractError(
+                f"value: {len(raw):,} bytes, more than a trigger may be "
+                f"({self.max_trigger_bytes:,}: half of kafka.max_message_bytes, so its decision fits)"
+            )
         ev = parse_trigger(value)
         i = partition_of(ev.customer_id, self.partitions)
-        # The Kafka timestamp rides along for the decision-latency metric.
-        out.append((self.keys[i], (i, ev, rec.timestamp)))
+        # The Kafka timestamp rides along for the decision-latency metric, the position for
+        # the decision journal (a re-read trigger adopts the decision recorded for it).
+        pos = f"{rec.topic}/{rec.partition}/{rec.offset}" if rec.offset >= 0 else None
+        out.append((self.keys[i], (i, ev, rec.timestamp, pos)))
 
     def _click(self, value: Any, _rec: RawRecord, out: list[Routed | OutRecord]) -> None:
         ev = parse_click(value)
@@ -203,21 +215,3 @@ class Router:
                 self._sku_part.clear()  # bounded: junk skus must not grow it forever
             j = self._sku_part[sku] = monitor_partition_of(sku, self.monitors)
         return (self.monitor_keys[j], (j, item))
-
-
-def encode_emits(emits: list[Emit], settings: Settings, source_ts: dict[int, int] | None = None) -> list[OutRecord]:
-    """Encode decision outputs as messages of the contract's output topics.
-
-    `source_ts` maps an emit's index to the Kafka timestamp of the trigger it decides.
-    """
-    t = settings.topics
-    out = []
-    src = source_ts or {}
-    for i, (kind, key, msg) in enumerate(emits):
-        if kind == APPROVED:
-            out.append(OutRecord(t.approved, key, orjson.dumps(msg), msg["decision"], msg["ts"], src.get(i)))
-        elif kind == SUPPRESSED:
-            out.append(OutRecord(t.suppressed, key, orjson.dumps(msg), msg["reason"], msg["ts"], src.get(i)))
-        elif kind == RETRACTED:
-            out.append(OutRecord(t.retracted, key, orjson.dumps(msg), msg["reason"], msg["ts"]))
-    return out

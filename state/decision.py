@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from config.settings import RuleSettings
 from state.inventory import LocStock, SkuState
+from state.journal import Recorded
 from state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
 
 __all__ = [
@@ -194,36 +195,41 @@ class Decider:
             self._retract(sku, s, ts, out)
         s.available = now_ok
 
+    @staticmethod
+    def _why_unavailable(s: SkuState) -> str:
+        p = s.product
+        if s.locs and s.atp() <= 0:
+            return "ATP 0"
+        if p is not None and not p.active:
+            return "inactive in catalog"
+        return "offline in catalog"
+
+    def _retraction(self, tid: str, cid: str, campaign: str | None, sku: str, detail: str, ts: int) -> Emit:
+        st = self.state
+        st.retracted[tid] = ts
+        st.retracted_q.append(tid)
+        return (
+            RETRACTED,
+            cid,
+            {
+                "trigger_id": tid,
+                "customer_id": cid,
+                "campaign_id": campaign,
+                "sku": sku,
+                "reason": OUT_OF_STOCK,
+                "detail": detail,
+                "ts": ts,
+            },
+        )
+
     def _retract(self, sku: str, s: SkuState, ts: int, out: list[Emit]) -> None:
         st = self.state
         cut = ts - self.rules.retract_window
-        p = s.product
-        if s.locs and s.atp() <= 0:
-            detail = "ATP 0"
-        elif p is not None and not p.active:
-            detail = "inactive in catalog"
-        else:
-            detail = "offline in catalog"
+        detail = self._why_unavailable(s)
         for sent_ts, tid, cid, campaign in s.sent:
             if sent_ts < cut or tid in st.retracted:
                 continue
-            st.retracted[tid] = ts
-            st.retracted_q.append(tid)
-            out.append(
-                (
-                    RETRACTED,
-                    cid,
-                    {
-                        "trigger_id": tid,
-                        "customer_id": cid,
-                        "campaign_id": campaign,
-                        "sku": sku,
-                        "reason": OUT_OF_STOCK,
-                        "detail": detail,
-                        "ts": ts,
-                    },
-                )
-            )
+            out.append(self._retraction(tid, cid, campaign, sku, detail, ts))
         s.sent = ()
 
     def on_stock(self, ev: StockLevel | StockAdjustment, out: list[Emit]) -> None:
@@ -558,7 +564,16 @@ class Decider:
             msg["dropped"] = dropped
         msg["decided_ts"] = self.clock()
         out.append((APPROVED, t.customer_id, msg))
-        if counts:
+        self._account(t, chosen, held, c)
+
+    def _account(
+        self, t: Trigger, chosen: list[str] | tuple[str, ...], held: Customer | int | None, c: Customer | None
+    ) -> None:
+        """Count an approval against the cap and the skus' send budgets and retraction lists."""
+        st = self.state
+        rules = self.rules
+        tid = t.trigger_id
+        if t.kind != "back_in_stock":
             if held is None or (c is None and held <= t.ts - rules.cap_window):  # type: ignore[operator]
                 # Nothing held, or one approval the cap no longer counts: one int again.
                 st.customers[t.customer_id] = t.ts
@@ -593,6 +608,44 @@ class Decider:
                 while i < len(sent) and sent[i][0] < cut:
                     i += 1
                 del sent[:i]
+
+    # ---- after a restart: decisions already emitted are facts ----
+
+    def preload_retractions(self, retracted: dict[str, int]) -> None:
+        """Remember retractions sent before a restart, so none is sent twice."""
+        st = self.state
+        for tid, ts in retracted.items():
+            if tid not in st.retracted:
+                st.retracted[tid] = ts
+                st.retracted_q.append(tid)
+
+    def adopt(self, t: Trigger, rec: Recorded, out: list[Emit]) -> None:
+        """Take the decision recorded for a re-read trigger as its own: its effects, no message.
+
+        The stock read since may differ from the first time (another interleaving of the
+        input partitions): a recorded send whose sku is unavailable now is retracted at
+        once, unless its retraction was already sent.
+        """
+        self._advance(t.ts)
+        st = self.state
+        tid = t.trigger_id
+        if not rec.approved and rec.reason == "duplicate":
+            return
+        if tid not in st.decided:
+            st.decided[tid] = t.ts
+            st.decided_q.append(tid)
+        if not rec.approved:
+            return
+        held = st.customers.get(t.customer_id)
+        self._account(t, rec.skus, held, held if type(held) is Customer else None)
+        if tid in st.retracted:
+            return
+        for sku in rec.skus:
+            s = st.skus.get(sku)
+            if s is not None and not (self._stock_ok(s) and self._catalog_ok(s)):
+                detail = self._why_unavailable(s)
+                out.append(self._retraction(tid, t.customer_id, t.campaign_id, sku, detail, max(t.ts, st.watermark)))
+                return
 
     # ---- time and eviction ----
 

@@ -101,7 +101,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     progress = Progress()
     flow = build_flow(
         settings,
-        {"replay": ReplaySource(src, progress=progress)},
+        {"replay": ReplaySource(src, progress=progress, limits=settings.input)},
         {"files": JsonlSink(args.out, stats)},
     )
     start = time.monotonic()

@@ -1,10 +1,12 @@
 """Health endpoints and structured JSON logs of a live stockguard process.
 
-Metrics are served by Bytewax's API server (`/metrics` on `metrics_port`), which exposes
-Bytewax's own metrics and the default prometheus_client registry, where ours live. Health
-is served here on `health_port`: `/healthz` (liveness) and `/readyz` (readiness), JSON
-bodies, 200 or 503. Logs are one JSON object a line, with no customer data: customer ids
-are written only through `customer_ref`, a keyed hash.
+Metrics (`/metrics`, the default prometheus_client registry, where ours live) are served
+on `metrics_host:metrics_port`; Bytewax's own API server (with its `bytewax_*` metrics) only
+when `bytewax_api_port` is set, since it always binds 0.0.0.0. Health is served on
+`health_host:health_port`: `/healthz` (liveness) and `/readyz` (readiness), JSON bodies,
+200 or 503. Both hosts default to loopback; the container image sets 0.0.0.0. Logs are one
+JSON object a line, with no customer data: customer ids are written only through
+`customer_ref`, a keyed hash.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
+from prometheus_client import start_http_server
 
 from connectors.health import HEALTH, Health
 
-__all__ = ["JsonFormatter", "customer_ref", "setup_logging", "start_health_server"]
+__all__ = ["JsonFormatter", "customer_ref", "setup_logging", "start_health_server", "start_metrics_server"]
 
 
 def customer_ref(customer_id: str, key: bytes) -> str:
@@ -89,3 +92,8 @@ def start_health_server(host: str, port: int, health: Health = HEALTH) -> Thread
     server = ThreadingHTTPServer((host, port), _handler(health))
     threading.Thread(target=server.serve_forever, name="stockguard-health", daemon=True).start()
     return server
+
+
+def start_metrics_server(host: str, port: int) -> None:
+    """Serve /metrics from the default registry on `host:port`, from a daemon thread."""
+    start_http_server(port, addr=host)

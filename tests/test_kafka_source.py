@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from confluent_kafka import Producer
@@ -56,3 +57,62 @@ def test_groups_split_the_partitions_read_everything_and_resume_at_their_offsets
     producer.flush(10)
     again, _ = drain(KafkaInput({"bootstrap.servers": brokers}, topics, groups=3), parts, snaps)
     assert sorted(r.value for r in again) == sorted(f"v{i}".encode() for i in range(40, 50))
+
+
+def test_a_backlog_of_several_topics_is_handed_over_in_timestamp_order(mock_cluster: tuple[str, Producer]) -> None:
+    brokers, producer = mock_cluster
+    topics = ["sg-stock", "sg-trig"]
+    base = 1_764_547_200_000
+    # Produced interleaved, by time: each topic's backlog would otherwise come in one piece.
+    for i in range(200):
+        topic = topics[i % 2]
+        producer.produce(topic, f"{i}".encode(), key=str(i % 7).encode(), timestamp=base + i)
+    producer.flush(10)
+    names = {"sg-stock": "stock", "sg-trig": "triggers"}
+    src = KafkaInput({"bootstrap.servers": brokers}, topics, groups=1, input_names=names, merge_wait_ms=2000)
+    got, snaps = drain(src, src.list_parts())
+    assert [int(r.value) for r in got] == list(range(200))
+    assert sum(snaps["0-of-1"].values()) == 200
+
+
+def test_a_snapshot_needs_no_broker_and_a_probe_reports_the_outage() -> None:
+    from connectors.health import HEALTH, Health
+    from connectors.kafka import KafkaProbe, _InputPartition
+
+    dead = {"bootstrap.servers": "127.0.0.1:1", "group.id": "x", "socket.connection.setup.timeout.ms": 1000}
+    part = _InputPartition(dead, [("sg-gone", 0), ("sg-gone", 1)], None, -2, 10, timedelta(milliseconds=1), {})
+    started = time.monotonic()
+    try:
+        assert part.next_batch() == []
+        # Never read, broker unreachable: the logical start is kept, without a broker call.
+        assert part.snapshot() == {"0-sg-gone": -2, "1-sg-gone": -2}
+        assert time.monotonic() - started < 2.0
+        now = [100.0]
+        health = Health()
+        probe = KafkaProbe(dead, tolerance_s=30, interval_s=0.2, health=health, clock=lambda: now[0])
+        assert probe.check() is False
+        assert health.report()["kafka_reachable"] is False and health.fatal is None
+        now[0] += 31
+        probe.check()
+        assert health.fatal is not None and "127.0.0.1:1" in health.fatal and "outage_tolerance" in health.fatal
+        HEALTH.fatal = health.fatal
+        with pytest.raises(RuntimeError, match="127.0.0.1:1"):
+            part.next_batch()
+    finally:
+        HEALTH.fatal = None
+        part.close()
+
+
+def test_a_stop_request_ends_the_stream(mock_cluster: tuple[str, Producer]) -> None:
+    from connectors.health import STOP
+
+    brokers, _producer = mock_cluster
+    src = KafkaInput({"bootstrap.servers": brokers}, ["sg-a"], groups=1)
+    part = src.build_part("read_kafka", "0-of-1", None)
+    STOP.set()
+    try:
+        with pytest.raises(StopIteration):
+            part.next_batch()
+    finally:
+        STOP.clear()
+        part.close()
