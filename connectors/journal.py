@@ -49,6 +49,7 @@ class KafkaJournal:
         self._lock = threading.Lock()
         self._since: int | None = None
         self._cache: dict[int, PartitionJournal] = {}
+        self._read_ms = 0
 
     def __call__(self, index: int, snapshot_ms: int | None) -> PartitionJournal | None:
         """Return the journal of one decision partition (once), or None when it is empty."""
@@ -62,8 +63,10 @@ class KafkaJournal:
             since -= _MARGIN_MS
             if self._since is None or since < self._since:
                 # One read serves every partition of the process; an earlier start reads again.
+                started = time.monotonic()
                 self._cache = self.read(since)
                 self._since = since
+                self._read_ms = round((time.monotonic() - started) * 1000)
             journal = self._cache.pop(index, None)
         if journal is not None and len(journal):
             log.info(
@@ -72,6 +75,7 @@ class KafkaJournal:
                     "sg_partition": index,
                     "sg_decisions": sum(len(d) for d in journal.decisions.values()),
                     "sg_retractions": len(journal.retracted),
+                    "sg_read_ms": self._read_ms,
                 },
             )
             return journal
