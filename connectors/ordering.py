@@ -7,7 +7,10 @@ could be decided against stock read minutes ahead of it. The merger holds what w
 fetched and hands over, in order of (timestamp, topic rank, partition), only messages no
 older message can still arrive before: a lagging partition with nothing buffered bounds
 the others by the timestamp of its last message. It waits at most `wait_s` for one, then
-hands over what it holds. Each partition's own order is always kept. Pure: no Kafka.
+hands over what it holds, and no longer waits for that partition until it delivers again
+(a partition can look behind for ever: transaction markers, a log whose start was
+deleted), so a silent partition costs one wait, not one per batch. Each partition's own
+order is always kept. Pure: no Kafka.
 """
 
 from __future__ import annotations
@@ -37,12 +40,15 @@ class TimestampMerger:
         # key -> timestamp of the last message fetched (its next one is not older).
         self.last_ts: dict[str, int] = {}
         self.blocked_since: float | None = None
+        # Partitions that made us wait `wait_s` in vain: not waited for until they deliver.
+        self.ignored: set[str] = set()
         self.held = 0
 
     def add(self, key: str, rec: RawRecord) -> None:
         """Buffer one fetched message of partition `key`."""
         ts = rec.timestamp if rec.timestamp is not None else self.last_ts.get(key, 0)
         self.last_ts[key] = ts
+        self.ignored.discard(key)
         self.buffers[key].append((ts, self.rank.get(rec.topic, 99), rec.partition, rec.offset, rec))
         self.held += 1
 
@@ -55,16 +61,20 @@ class TimestampMerger:
         if not self.held:
             self.blocked_since = None
             return []
+        blockers = [key for key, buf in self.buffers.items() if not buf and key not in self.ignored and lagging(key)]
         bound = _NO_BOUND
-        for key, buf in self.buffers.items():
-            if not buf and lagging(key):
-                # Its next message is at least as young as its last one (or unknown: -1).
-                bound = min(bound, self.last_ts.get(key, -1))
-        if bound != _NO_BOUND:
+        if blockers:
             if self.blocked_since is None:
                 self.blocked_since = now
-            elif now - self.blocked_since >= self.wait_s:
-                bound = _NO_BOUND  # waited long enough: a silent partition must not stall all
+            if now - self.blocked_since >= self.wait_s:
+                # Waited long enough: a silent partition must not stall the others again.
+                self.ignored.update(blockers)
+                self.blocked_since = None
+            else:
+                # Their next messages are at least as young as their last ones (or unknown: -1).
+                bound = min(self.last_ts.get(key, -1) for key in blockers)
+        else:
+            self.blocked_since = None
         ready: list[list[tuple[int, int, int, int, RawRecord]]] = []
         for buf in self.buffers.values():
             if not buf:
@@ -80,8 +90,6 @@ class TimestampMerger:
                 ready.append(part)
         if not ready:
             return []
-        if bound == _NO_BOUND:
-            self.blocked_since = None
         n = sum(len(r) for r in ready)
         self.held -= n
         if len(ready) == 1:

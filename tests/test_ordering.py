@@ -72,3 +72,19 @@ def test_full_tells_when_to_pause_a_partition() -> None:
     assert not m.full("0-stock")
     m.add("0-stock", rec("stock", 0, 1, 2))
     assert m.full("0-stock")
+
+
+def test_a_partition_that_looks_behind_for_ever_costs_one_wait_not_one_per_batch() -> None:
+    m = TimestampMerger(keys(), RANK, wait_s=0.5, cap=100)
+    # Triggers look behind (a transaction marker past their last message) but never deliver.
+    stuck = lambda k: k == "0-triggers"  # noqa: E731
+    m.add("0-stock", rec("stock", 0, 0, 1))
+    assert m.take(stuck, now=0.0) == []
+    assert [r.offset for r in m.take(stuck, now=0.6)] == [0]
+    m.add("0-stock", rec("stock", 0, 1, 2))
+    assert [r.offset for r in m.take(stuck, now=0.7)] == [1]
+    # Once it delivers again it is waited for again.
+    m.add("0-triggers", rec("triggers", 0, 0, 3))
+    assert [r.offset for r in m.take(stuck, now=0.8)] == [0]
+    m.add("0-stock", rec("stock", 0, 2, 9))
+    assert m.take(stuck, now=0.9) == []
