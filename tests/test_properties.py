@@ -120,7 +120,10 @@ def streams(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-RULES = dataclasses.replace(Settings().rules, sends_per_unit=2)
+# The reference remembers every order for ever; the decider forgets one after `order_ttl`
+# (a cancellation arriving later is then taken as one of an order placed before its
+# memory). Streams span up to 60 x 17 h: a TTL beyond that keeps the two comparable.
+RULES = dataclasses.replace(Settings().rules, sends_per_unit=2, order_ttl=90 * 24 * HOUR)
 
 
 def feed(decider: Decider, topic: str, msg: dict[str, Any], out: list[Emit]) -> None:
