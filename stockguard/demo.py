@@ -20,7 +20,7 @@ from connectors.simulator import SimConfig, simulate
 from flows.dataflow import build_flow
 from flows.records import RawRecord
 from flows.runner import run_local
-from stockguard.cli import print_table, summary_rows
+from stockguard.summary import print_table, summary_rows
 
 __all__ = ["PacedSimSource", "run_demo"]
 
