@@ -2,12 +2,8 @@
 # Bytewax 0.21.1 ships manylinux (glibc) wheels for CPython <= 3.12: use a Debian-based image.
 FROM python:3.12-slim-bookworm AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY config config
-COPY connectors connectors
-COPY flows flows
-COPY state state
-COPY stockguard stockguard
+# The whole context (see .dockerignore): stockguard/ and the folders it links as subpackages.
+COPY . .
 RUN python -m venv /opt/stockguard \
  && /opt/stockguard/bin/pip install --no-cache-dir .
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import produce, report  # noqa: E402
 from bench.latency_bench import free_port, wait_ready  # noqa: E402
-from config.settings import load_settings, topic_env  # noqa: E402
+from stockguard.config.settings import load_settings, topic_env  # noqa: E402
 from stockguard.live import create_topics  # noqa: E402
 
 T0 = 1764547200000

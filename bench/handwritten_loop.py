@@ -23,16 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import produce  # noqa: E402
-from config.settings import Settings, load_settings  # noqa: E402
-from flows.dataflow import wall_clock_ms  # noqa: E402
-from flows.encoding import Encoder  # noqa: E402
-from flows.records import OutRecord, RawRecord  # noqa: E402
-from flows.routing import CAMPAIGNS_KEY, Router  # noqa: E402
-from state.campaigns import CampaignState, CampaignTracker  # noqa: E402
-from state.decision import Decider, DecisionState, Emit  # noqa: E402
-from state.models import Campaign, Order, Product  # noqa: E402
-from state.monitor import Alert, Monitor, MonitorState  # noqa: E402
-from state.surge import Charged, SurgeState, SurgeWatcher, Tick  # noqa: E402
+from stockguard.config.settings import Settings, load_settings  # noqa: E402
+from stockguard.flows.dataflow import wall_clock_ms  # noqa: E402
+from stockguard.flows.encoding import Encoder  # noqa: E402
+from stockguard.flows.records import OutRecord, RawRecord  # noqa: E402
+from stockguard.flows.routing import CAMPAIGNS_KEY, Router  # noqa: E402
+from stockguard.state.campaigns import CampaignState, CampaignTracker  # noqa: E402
+from stockguard.state.decision import Decider, DecisionState, Emit  # noqa: E402
+from stockguard.state.models import Campaign, Order, Product  # noqa: E402
+from stockguard.state.monitor import Alert, Monitor, MonitorState  # noqa: E402
+from stockguard.state.surge import Charged, SurgeState, SurgeWatcher, Tick  # noqa: E402
 
 
 class Loop:

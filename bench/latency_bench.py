@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import produce, report  # noqa: E402
-from config.settings import Settings, load_settings, topic_env  # noqa: E402
+from stockguard.config.settings import Settings, load_settings, topic_env  # noqa: E402
 from stockguard.live import create_topics  # noqa: E402
 
 T0 = 1764547200000

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 from quixstreams import Application  # noqa: E402
 
 from bench.handwritten_loop import Loop  # noqa: E402
-from config.settings import load_settings  # noqa: E402
-from flows.records import RawRecord  # noqa: E402
+from stockguard.config.settings import load_settings  # noqa: E402
+from stockguard.flows.records import RawRecord  # noqa: E402
 
 
 def main() -> int:

@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import report  # noqa: E402
-from config.settings import Settings  # noqa: E402
-from state.decision import Decider, DecisionState  # noqa: E402
-from state.models import parse_order, parse_product, parse_stock, parse_trigger  # noqa: E402
+from stockguard.config.settings import Settings  # noqa: E402
+from stockguard.state.decision import Decider, DecisionState  # noqa: E402
+from stockguard.state.models import parse_order, parse_product, parse_stock, parse_trigger  # noqa: E402
 
 T0 = 1764547200000
 LOCS = ["WH-PARIS", "WH-LYON", "WH-LILLE"]

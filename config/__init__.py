@@ -1,5 +1,5 @@
 """Settings: one frozen object built from defaults, a TOML file and the environment."""
 
-from config.settings import Settings, load_settings
+from stockguard.config.settings import Settings, load_settings
 
 __all__ = ["Settings", "load_settings"]

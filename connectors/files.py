@@ -23,9 +23,9 @@ import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from config.settings import InputSettings
-from flows.records import OutRecord, RawRecord
-from state.limits import check_input
+from stockguard.config.settings import InputSettings
+from stockguard.flows.records import OutRecord, RawRecord
+from stockguard.state.limits import check_input
 
 __all__ = ["JsonlSink", "OutputStats", "ReplaySource", "parse_replay_line"]
 

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from config.settings import Settings
-from connectors.metrics import JOURNAL_RECORDS
-from state.decision import partition_of
-from state.journal import PartitionJournal, recorded_from_message
+from stockguard.config.settings import Settings
+from stockguard.connectors.metrics import JOURNAL_RECORDS
+from stockguard.state.decision import partition_of
+from stockguard.state.journal import PartitionJournal, recorded_from_message
 
 __all__ = ["SOURCE_HEADER", "KafkaJournal"]
 

@@ -47,13 +47,13 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from config.settings import Settings
-from connectors.health import HEALTH, STOP, Health
-from connectors.journal import SOURCE_HEADER
-from connectors.metrics import CONSUMER_LAG, DELIVERY_FAILURES, EVENTS_READ, KAFKA_UP
-from connectors.ordering import TimestampMerger
-from flows.encoding import Encoder, wall_clock_ms
-from flows.records import OutRecord, RawRecord
+from stockguard.config.settings import Settings
+from stockguard.connectors.health import HEALTH, STOP, Health
+from stockguard.connectors.journal import SOURCE_HEADER
+from stockguard.connectors.metrics import CONSUMER_LAG, DELIVERY_FAILURES, EVENTS_READ, KAFKA_UP
+from stockguard.connectors.ordering import TimestampMerger
+from stockguard.flows.encoding import Encoder, wall_clock_ms
+from stockguard.flows.records import OutRecord, RawRecord
 
 log = logging.getLogger(__name__)
 

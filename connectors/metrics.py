@@ -18,8 +18,8 @@ from typing import Any
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from prometheus_client import Counter, Gauge, Histogram
 
-from config.settings import Settings
-from flows.records import CampaignView, OutRecord, StockView
+from stockguard.config.settings import Settings
+from stockguard.flows.records import CampaignView, OutRecord, StockView
 
 __all__ = [
     "CAMPAIGN_GAUGES",

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
-from flows.records import RawRecord
+from stockguard.flows.records import RawRecord
 
 __all__ = ["TimestampMerger"]
 

@@ -32,8 +32,8 @@ from typing import Any
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from connectors.metrics import REDIS_ERRORS, REDIS_WRITES
-from flows.records import CampaignView, StockView
+from stockguard.connectors.metrics import REDIS_ERRORS, REDIS_WRITES
+from stockguard.flows.records import CampaignView, StockView
 
 __all__ = ["REDIS_ERRORS", "RedisViewSink", "ViewWriter", "view_mapping"]
 

@@ -15,7 +15,6 @@ Step ids are recovery keys: never rename them.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,15 +24,16 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import FixedPartitionedSink, Sink
 
-from config.settings import Settings
-from connectors.metrics import ADOPTED, MetricsSink, StateGauges
-from flows.encoding import Encoder, wall_clock_ms
-from flows.operations import CampaignLogic, MonitorLogic, SurgeLogic
-from flows.records import CampaignView, OutRecord, RawRecord, StockView
-from flows.routing import CAMPAIGNS_KEY, Router
-from state.decision import Decider, DecisionState, Emit
-from state.journal import PartitionJournal
-from state.models import Trigger
+from stockguard.config.settings import Settings
+from stockguard.connectors.metrics import ADOPTED, MetricsSink, StateGauges
+from stockguard.flows.encoding import Encoder, wall_clock_ms
+from stockguard.flows.operations import CampaignLogic, MonitorLogic, SurgeLogic
+from stockguard.flows.records import CampaignView, OutRecord, RawRecord, StockView
+from stockguard.flows.routing import CAMPAIGNS_KEY, Router
+from stockguard.state import snapshots
+from stockguard.state.decision import Decider, DecisionState, Emit
+from stockguard.state.journal import PartitionJournal
+from stockguard.state.models import Trigger
 
 __all__ = ["DecideLogic", "JournalSource", "build_flow", "wall_clock_ms"]
 
@@ -41,8 +41,6 @@ __all__ = ["DecideLogic", "JournalSource", "build_flow", "wall_clock_ms"]
 # (partition index, wall time in ms of the snapshot it resumed from, None for a partition
 # that had none) -> the decisions that partition emitted since, or None.
 JournalSource = Callable[[int, int | None], PartitionJournal | None]
-# Snapshot format of a decision partition: (format, wall ms at the snapshot, state).
-SNAPSHOT_FORMAT = 2
 
 
 class DecideLogic(StatefulBatchLogic[tuple[Any, ...], OutRecord | StockView, bytes | None]):
@@ -67,12 +65,10 @@ class DecideLogic(StatefulBatchLogic[tuple[Any, ...], OutRecord | StockView, byt
         self.journal: PartitionJournal | None = None
         self.decider: Decider | None = None
         if resume is not None:
-            loaded = pickle.loads(resume)  # noqa: S301 - our own recovery store
-            # Format 1 (before the journal) pickled the state alone.
-            snapshot_ms: int | None = None
-            if type(loaded) is tuple and loaded[0] == SNAPSHOT_FORMAT:
-                _fmt, snapshot_ms, loaded = loaded
-            state: DecisionState = loaded
+            template = DecisionState(0, settings.decision_partitions)
+            snap = snapshots.load("decide_triggers", resume, DecisionState, template)
+            state: DecisionState = snap.state
+            snapshot_ms = snap.wall_ms
             if state.partitions != settings.decision_partitions:
                 # Customers would hash to other partitions: their dedup and caps would be lost.
                 raise RuntimeError(
@@ -154,8 +150,7 @@ class DecideLogic(StatefulBatchLogic[tuple[Any, ...], OutRecord | StockView, byt
         if not self.keep_snapshots or self.decider is None:
             return None
         # The wall time tells a restart from when to read the journal back.
-        envelope = (SNAPSHOT_FORMAT, wall_clock_ms(), self.decider.state)
-        return pickle.dumps(envelope, protocol=pickle.HIGHEST_PROTOCOL)
+        return snapshots.dump("decide_triggers", self.decider.state, wall_clock_ms())
 
 
 def build_flow(

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from config.settings import Settings
-from flows.records import OutRecord
-from state.decision import APPROVED, RETRACTED, SUPPRESSED, Emit
-from state.monitor import Alert
+from stockguard.config.settings import Settings
+from stockguard.flows.records import OutRecord
+from stockguard.state.decision import APPROVED, RETRACTED, SUPPRESSED, Emit
+from stockguard.state.monitor import Alert
 
 __all__ = ["Encoder", "wall_clock_ms"]
 

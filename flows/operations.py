@@ -8,28 +8,28 @@ recovery is on, pickled, so the snapshot is immutable).
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Iterable
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
-from config.settings import Settings
-from connectors.metrics import SURGE_OPEN, StateGauges, init_location_series
-from flows.encoding import Encoder, wall_clock_ms
-from flows.records import CampaignView, OutRecord
-from state.campaigns import CampaignState, CampaignTracker
-from state.models import Campaign, Order, Product, Removed
-from state.monitor import Alert, Monitor, MonitorState
-from state.surge import Charged, SurgeState, SurgeWatcher, Tick
+from stockguard.config.settings import Settings
+from stockguard.connectors.metrics import SURGE_OPEN, StateGauges, init_location_series
+from stockguard.flows.encoding import Encoder, wall_clock_ms
+from stockguard.flows.records import CampaignView, OutRecord
+from stockguard.state import snapshots
+from stockguard.state.campaigns import CampaignState, CampaignTracker
+from stockguard.state.models import Campaign, Order, Product, Removed
+from stockguard.state.monitor import Alert, Monitor, MonitorState
+from stockguard.state.surge import Charged, SurgeState, SurgeWatcher, Tick
 
 __all__ = ["CampaignLogic", "MonitorLogic", "SurgeLogic"]
 
 log = logging.getLogger(__name__)
 
 
-def _snapshot(keep: bool, state: object) -> bytes | None:
-    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL) if keep else None
+def _snapshot(keep: bool, step: str, state: object) -> bytes | None:
+    return snapshots.dump(step, state) if keep else None
 
 
 class MonitorLogic(StatefulBatchLogic[tuple[int, Any], OutRecord | Charged | Tick, bytes | None]):
@@ -42,7 +42,8 @@ class MonitorLogic(StatefulBatchLogic[tuple[int, Any], OutRecord | Charged | Tic
         self.encoder = Encoder(settings, wall_clock_ms)
         self.monitor: Monitor | None = None
         if resume is not None:
-            self.monitor = Monitor(pickle.loads(resume), settings.rules, settings.surge)  # noqa: S301
+            state = snapshots.load("monitor_skus", resume, MonitorState, MonitorState(0)).state
+            self.monitor = Monitor(state, settings.rules, settings.surge)
 
     def on_batch(self, values: list[tuple[int, Any]]) -> tuple[Iterable[OutRecord | Charged | Tick], bool]:
         """Apply a batch of this partition's sku events."""
@@ -69,7 +70,7 @@ class MonitorLogic(StatefulBatchLogic[tuple[int, Any], OutRecord | Charged | Tic
 
     def snapshot(self) -> bytes | None:
         """Return the pickled partition when recovery is on."""
-        return _snapshot(self.keep and self.monitor is not None, self.monitor.state if self.monitor else None)
+        return _snapshot(self.keep and self.monitor is not None, "monitor_skus", self.monitor and self.monitor.state)
 
 
 class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
@@ -78,7 +79,9 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
     def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
         self.settings = settings
         self.keep = keep
-        state: SurgeState = pickle.loads(resume) if resume is not None else SurgeState()  # noqa: S301
+        state = SurgeState()
+        if resume is not None:
+            state = snapshots.load("watch_locations", resume, SurgeState, state).state
         self.watcher = SurgeWatcher(state, settings.surge)
         self.encoder = Encoder(settings, wall_clock_ms)
         self.gauges = StateGauges("watch_locations")
@@ -111,7 +114,7 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
 
     def snapshot(self) -> bytes | None:
         """Return the pickled surge state when recovery is on."""
-        return _snapshot(self.keep, self.watcher.state)
+        return _snapshot(self.keep, "watch_locations", self.watcher.state)
 
 
 class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign | Removed, CampaignView, bytes | None]):
@@ -119,7 +122,9 @@ class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign | Removed, Cam
 
     def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
         self.keep = keep
-        state: CampaignState = pickle.loads(resume) if resume is not None else CampaignState()  # noqa: S301
+        state = CampaignState()
+        if resume is not None:
+            state = snapshots.load("track_campaigns", resume, CampaignState, state).state
         self.tracker = CampaignTracker(state, settings.rules.order_ttl)
         self.gauges = StateGauges("track_campaigns")
 
@@ -156,4 +161,4 @@ class CampaignLogic(StatefulBatchLogic[Order | Product | Campaign | Removed, Cam
 
     def snapshot(self) -> bytes | None:
         """Return the pickled campaign state when recovery is on."""
-        return _snapshot(self.keep, self.tracker.state)
+        return _snapshot(self.keep, "track_campaigns", self.tracker.state)

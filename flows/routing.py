@@ -12,12 +12,12 @@ from typing import Any
 
 import orjson
 
-from config.settings import Settings
-from flows.encoding import Encoder
-from flows.records import NOT_DECODED, OutRecord, RawRecord
-from state.decision import partition_of
-from state.limits import check_input
-from state.models import (
+from stockguard.config.settings import Settings
+from stockguard.flows.encoding import Encoder
+from stockguard.flows.records import NOT_DECODED, OutRecord, RawRecord
+from stockguard.state.decision import partition_of
+from stockguard.state.limits import check_input
+from stockguard.state.models import (
     ContractError,
     Order,
     Product,
@@ -32,7 +32,7 @@ from state.models import (
     parse_stock,
     parse_trigger,
 )
-from state.monitor import OrderLineEvent, monitor_partition_of
+from stockguard.state.monitor import OrderLineEvent, monitor_partition_of
 
 __all__ = ["CAMPAIGNS_KEY", "Event", "Router"]
 

@@ -59,8 +59,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from config.settings import TopicSettings
-from connectors.simulator import SimConfig, simulate
+from stockguard.config.settings import TopicSettings
+from stockguard.connectors.simulator import SimConfig, simulate
 from stockguard.loadgen import produce_paced
 
 if TYPE_CHECKING:

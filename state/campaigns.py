@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from state.models import Campaign, Order, Product
-from state.windows import MINUTE
+from stockguard.state.models import Campaign, Order, Product
+from stockguard.state.windows import MINUTE
 
 __all__ = ["CampaignState", "CampaignTracker"]
 

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from config.settings import RuleSettings
-from state.inventory import LocStock, SkuState
-from state.journal import Recorded
-from state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
+from stockguard.config.settings import RuleSettings
+from stockguard.state.inventory import LocStock, SkuState
+from stockguard.state.journal import Recorded
+from stockguard.state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
 
 __all__ = [
     "APPROVED",

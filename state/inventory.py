@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from state.models import Product
+from stockguard.state.models import Product
 
 __all__ = ["NO_LEVEL", "LocStock", "Locations", "SkuState"]
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 import zlib
 from typing import Any, Final, NamedTuple
 
-from config.settings import RuleSettings, SurgeSettings
-from state.inventory import LocStock, SkuState
-from state.models import Click, Product, Removed, StockAdjustment, StockLevel
-from state.surge import Charged, Tick
-from state.windows import MINUTE, MinuteWindow
+from stockguard.config.settings import RuleSettings, SurgeSettings
+from stockguard.state.inventory import LocStock, SkuState
+from stockguard.state.models import Click, Product, Removed, StockAdjustment, StockLevel
+from stockguard.state.surge import Charged, Tick
+from stockguard.state.windows import MINUTE, MinuteWindow
 
 __all__ = ["Monitor", "MonitorState", "OrderLineEvent", "monitor_partition_of"]
 

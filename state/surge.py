@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from config.settings import SurgeSettings
-from state.windows import MINUTE, MinuteWindow
+from stockguard.config.settings import SurgeSettings
+from stockguard.state.windows import MINUTE, MinuteWindow
 
 __all__ = ["Charged", "LocationSurge", "SurgeState", "SurgeWatcher", "Tick"]
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from config.settings import Settings, SettingsError, describe, load_settings
-from connectors.files import JsonlSink, OutputStats, ReplaySource
+from stockguard.config.settings import Settings, SettingsError, describe, load_settings
+from stockguard.connectors.files import JsonlSink, OutputStats, ReplaySource
 from stockguard.summary import print_table, summary_rows
 
 __all__ = ["main"]
@@ -57,8 +57,8 @@ class Progress:
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Replay a JSON-lines file through the dataflow, writing one file per output topic."""
-    from flows.dataflow import build_flow
-    from flows.runner import run_local
+    from stockguard.flows.dataflow import build_flow
+    from stockguard.flows.runner import run_local
 
     src = Path(args.input)
     if not src.is_file():

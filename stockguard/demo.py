@@ -13,13 +13,13 @@ from typing import Any, TextIO
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from config.settings import Settings
-from connectors.files import JsonlSink, OutputStats
-from connectors.metrics import CampaignGauges
-from connectors.simulator import SimConfig, simulate
-from flows.dataflow import build_flow
-from flows.records import RawRecord
-from flows.runner import run_local
+from stockguard.config.settings import Settings
+from stockguard.connectors.files import JsonlSink, OutputStats
+from stockguard.connectors.metrics import CampaignGauges
+from stockguard.connectors.simulator import SimConfig, simulate
+from stockguard.flows.dataflow import build_flow
+from stockguard.flows.records import RawRecord
+from stockguard.flows.runner import run_local
 from stockguard.summary import print_table, summary_rows
 
 __all__ = ["PacedSimSource", "run_demo"]

@@ -30,13 +30,13 @@ import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import Sink
 
-from config.settings import Settings, load_settings
-from connectors.health import STOP
-from connectors.journal import KafkaJournal
-from connectors.kafka import KafkaInput, KafkaOutput, KafkaProbe
-from connectors.metrics import CampaignGauges, input_names
-from flows.dataflow import build_flow
-from flows.records import CampaignView, StockView
+from stockguard.config.settings import Settings, load_settings
+from stockguard.connectors.health import STOP
+from stockguard.connectors.journal import KafkaJournal
+from stockguard.connectors.kafka import KafkaInput, KafkaOutput, KafkaProbe
+from stockguard.connectors.metrics import CampaignGauges, input_names
+from stockguard.flows.dataflow import build_flow
+from stockguard.flows.records import CampaignView, StockView
 from stockguard.observability import setup_logging, start_health_server, start_metrics_server
 
 __all__ = ["build_live_flow", "create_topics", "get_flow", "run_live"]
@@ -103,7 +103,7 @@ def build_live_flow(settings: Settings, recovery: bool, created_ms: int | None =
         journal = KafkaJournal(conf, settings, created_ms)
     views: list[Sink[StockView | CampaignView]] = [CampaignGauges()]
     if settings.redis.enabled:
-        from connectors.redis_view import RedisViewSink
+        from stockguard.connectors.redis_view import RedisViewSink
 
         views.append(
             RedisViewSink(

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from config.settings import Settings
-from connectors.simulator import SimConfig, simulate
+from stockguard.config.settings import Settings
+from stockguard.connectors.simulator import SimConfig, simulate
 
 __all__ = ["produce_paced", "run_loadgen"]
 

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from prometheus_client import start_http_server
 
-from connectors.health import HEALTH, Health
+from stockguard.connectors.health import HEALTH, Health
 
 __all__ = ["JsonFormatter", "customer_ref", "setup_logging", "start_health_server", "start_metrics_server"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from config.settings import Settings
-from connectors.files import OutputStats
+from stockguard.config.settings import Settings
+from stockguard.connectors.files import OutputStats
 
 __all__ = ["print_table", "summary_rows"]
 

@@ -6,9 +6,9 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from config.settings import RuleSettings, Settings
-from state.decision import Decider, DecisionState, Emit
-from state.models import parse_order, parse_product, parse_stock, parse_trigger
+from stockguard.config.settings import RuleSettings, Settings
+from stockguard.state.decision import Decider, DecisionState, Emit
+from stockguard.state.models import parse_order, parse_product, parse_stock, parse_trigger
 
 T0 = 1764547200000
 MIN = 60_000

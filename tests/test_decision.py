@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import pickle
 
-from config.settings import RuleSettings, Settings
-from state.decision import APPROVED, RETRACTED, SUPPRESSED, budget_share, partition_of
+from stockguard.config.settings import RuleSettings, Settings
+from stockguard.state.decision import APPROVED, RETRACTED, SUPPRESSED, budget_share, partition_of
 from tests.helpers import HOUR, MIN, T0, Harness, level, order, product, trigger
 
 

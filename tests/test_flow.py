@@ -10,10 +10,10 @@ import orjson
 import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-from config.settings import Settings
-from flows.dataflow import DecideLogic, build_flow
-from flows.records import OutRecord, RawRecord
-from state.decision import DecisionState
+from stockguard.config.settings import Settings
+from stockguard.flows.dataflow import DecideLogic, build_flow
+from stockguard.flows.records import OutRecord, RawRecord
+from stockguard.state.decision import DecisionState
 from tests.helpers import MIN, T0, level, order, product, trigger
 
 S = Settings()

@@ -28,14 +28,14 @@ import redis
 from bytewax.testing import TestingSink, TestingSource, run_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from config.settings import Settings, load_settings, topic_env
-from connectors.files import CollectSink
-from connectors.kafka import DeliveryError, KafkaOutput
-from connectors.redis_view import RedisViewSink
-from connectors.simulator import SimConfig, simulate
-from flows.dataflow import build_flow
-from flows.records import OutRecord, RawRecord, StockView
+from stockguard.config.settings import Settings, load_settings, topic_env
+from stockguard.connectors.files import CollectSink
+from stockguard.connectors.kafka import DeliveryError, KafkaOutput
+from stockguard.connectors.redis_view import RedisViewSink
+from stockguard.connectors.simulator import SimConfig, simulate
 from stockguard.demo import to_raw
+from stockguard.flows.dataflow import build_flow
+from stockguard.flows.records import OutRecord, RawRecord, StockView
 from stockguard.live import create_topics
 from tests.conftest import ROOT, SERVICES, Services
 

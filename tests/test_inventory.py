@@ -7,7 +7,7 @@ import pickle
 from hypothesis import given
 from hypothesis import strategies as st
 
-from state.inventory import LocStock, SkuState
+from stockguard.state.inventory import LocStock, SkuState
 from tests.helpers import MIN, T0, Harness, adjustment, level, order
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.settings import Settings
-from state.decision import RETRACTED, Emit
-from state.journal import PartitionJournal, Recorded, recorded_from_message
-from state.models import parse_trigger
+from stockguard.config.settings import Settings
+from stockguard.state.decision import RETRACTED, Emit
+from stockguard.state.journal import PartitionJournal, Recorded, recorded_from_message
+from stockguard.state.models import parse_trigger
 from tests.helpers import MIN, T0, Harness, level, product, trigger
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from confluent_kafka import Producer
 
-from connectors.kafka import KafkaInput
+from stockguard.connectors.kafka import KafkaInput
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +76,8 @@ def test_a_backlog_of_several_topics_is_handed_over_in_timestamp_order(mock_clus
 
 
 def test_a_snapshot_needs_no_broker_and_a_probe_reports_the_outage() -> None:
-    from connectors.health import HEALTH, Health
-    from connectors.kafka import KafkaProbe, _InputPartition
+    from stockguard.connectors.health import HEALTH, Health
+    from stockguard.connectors.kafka import KafkaProbe, _InputPartition
 
     dead = {"bootstrap.servers": "127.0.0.1:1", "group.id": "x", "socket.connection.setup.timeout.ms": 1000}
     part = _InputPartition(dead, [("sg-gone", 0), ("sg-gone", 1)], None, -2, 10, timedelta(milliseconds=1), {})
@@ -104,7 +104,7 @@ def test_a_snapshot_needs_no_broker_and_a_probe_reports_the_outage() -> None:
 
 
 def test_a_stop_request_ends_the_stream(mock_cluster: tuple[str, Producer]) -> None:
-    from connectors.health import STOP
+    from stockguard.connectors.health import STOP
 
     brokers, _producer = mock_cluster
     src = KafkaInput({"bootstrap.servers": brokers}, ["sg-a"], groups=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from state.limits import check_input, json_depth
+from stockguard.state.limits import check_input, json_depth
 
 
 def nested(depth: int) -> bytes:

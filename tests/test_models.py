@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from state.models import (
+from stockguard.state.models import (
     ContractError,
     StockAdjustment,
     StockLevel,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from config.settings import Settings
-from state.campaigns import CampaignState, CampaignTracker
-from state.models import parse_campaign, parse_click, parse_order, parse_product, parse_stock
-from state.monitor import Alert, Monitor, MonitorState, OrderLineEvent
-from state.surge import Charged, Tick
+from stockguard.config.settings import Settings
+from stockguard.state.campaigns import CampaignState, CampaignTracker
+from stockguard.state.models import parse_campaign, parse_click, parse_order, parse_product, parse_stock
+from stockguard.state.monitor import Alert, Monitor, MonitorState, OrderLineEvent
+from stockguard.state.surge import Charged, Tick
 from tests.helpers import HOUR, MIN, T0, level, order, product
 
 S = Settings()

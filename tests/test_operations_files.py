@@ -16,10 +16,10 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-import connectors.metrics  # noqa: F401 - registers every stockguard metric
-import connectors.redis_view  # noqa: F401
-from connectors.health import Health
+import stockguard.connectors.metrics  # noqa: F401 - registers every stockguard metric
+import stockguard.connectors.redis_view  # noqa: F401
 from stockguard.cli import build_parser
+from stockguard.connectors.health import Health
 from stockguard.observability import JsonFormatter, customer_ref, start_health_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +152,7 @@ def test_json_logs_and_customer_refs() -> None:
 
 
 def test_the_configuration_reference_lists_every_setting() -> None:
-    from config.settings import Settings, describe
+    from stockguard.config.settings import Settings, describe
 
     doc = (ROOT / "docs" / "operations.md").read_text()
     for name, _value, env in describe(Settings()):

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from config.settings import load_settings
-from connectors.files import write_replay
 from stockguard.cli import main
+from stockguard.config.settings import load_settings
+from stockguard.connectors.files import write_replay
 from stockguard.demo import run_demo
 from tests.helpers import MIN, T0, level, product
 

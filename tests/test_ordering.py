@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from connectors.ordering import TimestampMerger
-from flows.records import RawRecord
+from stockguard.connectors.ordering import TimestampMerger
+from stockguard.flows.records import RawRecord
 
 RANK = {"stock": 0, "triggers": 1}
 

@@ -11,12 +11,12 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.settings import DlqSettings, KafkaSettings, Settings
-from connectors.files import parse_replay_line
-from flows.dataflow import DecideLogic, build_flow
-from flows.records import OutRecord, RawRecord
-from state.decision import Decider
-from state.journal import PartitionJournal, Recorded
+from stockguard.config.settings import DlqSettings, KafkaSettings, Settings
+from stockguard.connectors.files import parse_replay_line
+from stockguard.flows.dataflow import DecideLogic, build_flow
+from stockguard.flows.records import OutRecord, RawRecord
+from stockguard.state.decision import Decider
+from stockguard.state.journal import PartitionJournal, Recorded
 from tests.helpers import MIN, T0, level, product, trigger
 
 S = Settings()
@@ -125,7 +125,7 @@ def test_a_re_read_trigger_adopts_its_journaled_decision_through_the_logic() -> 
 
     s = S.with_workers(1)
     logic = DecideLogic(s, lambda: 7, None, keep_snapshots=True, journal=journal)
-    from state.models import parse_product, parse_stock, parse_trigger
+    from stockguard.state.models import parse_product, parse_stock, parse_trigger
 
     items: list[tuple[Any, ...]] = [
         (0, parse_product(product("A"))),

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.settings import Settings
-from state.decision import APPROVED, RETRACTED, SUPPRESSED, Decider, DecisionState, Emit
-from state.models import parse_order, parse_product, parse_stock, parse_trigger
+from stockguard.config.settings import Settings
+from stockguard.state.decision import APPROVED, RETRACTED, SUPPRESSED, Decider, DecisionState, Emit
+from stockguard.state.models import parse_order, parse_product, parse_stock, parse_trigger
 from tests.helpers import HOUR, T0
 from tests.oracle import RefStock
 

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.files import write_replay
-from connectors.simulator import SimConfig, simulate
-from state.models import ContractError, parse_order, parse_product, parse_stock, parse_trigger
 from stockguard.cli import main
+from stockguard.connectors.files import write_replay
+from stockguard.connectors.simulator import SimConfig, simulate
+from stockguard.state.models import ContractError, parse_order, parse_product, parse_stock, parse_trigger
 from tests.oracle import RefStock
 
 BAD_LINES = [

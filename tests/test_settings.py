@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import SecretStr, Settings, SettingsError, describe, load_settings, parse_duration
+from stockguard.config.settings import SecretStr, Settings, SettingsError, describe, load_settings, parse_duration
 
 
 def test_defaults_are_the_contracts() -> None:
@@ -111,7 +111,7 @@ def test_cli_never_prints_secrets(capsys: pytest.CaptureFixture[str], monkeypatc
 
 
 def test_topic_renames_map_contract_names_to_configured_ones() -> None:
-    from config.settings import topic_env
+    from stockguard.config.settings import topic_env
 
     s = load_settings(env=topic_env("x."))
     assert s.topics.triggers == "x.marketing.triggers" and s.topics.dlq == "x.stockguard.dlq"

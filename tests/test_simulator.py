@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from connectors import simulator
-from connectors.simulator import SimConfig, simulate
+from stockguard.connectors import simulator
+from stockguard.connectors.simulator import SimConfig, simulate
 
 Event = tuple[str, str | None, Any]
 

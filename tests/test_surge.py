@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.settings import Settings
-from state.surge import Charged, SurgeState, SurgeWatcher
-from state.windows import MINUTE, MinuteWindow
+from stockguard.config.settings import Settings
+from stockguard.state.surge import Charged, SurgeState, SurgeWatcher
+from stockguard.state.windows import MINUTE, MinuteWindow
 from tests.helpers import T0
 
 CFG = Settings().surge

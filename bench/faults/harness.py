@@ -28,10 +28,10 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from bench.faults.ledger import Ledger, Record, build_ledger
-from config.settings import Settings, load_settings, topic_env
-from connectors.simulator import SimConfig, simulate
-from flows.dataflow import build_flow
-from flows.records import OutRecord, RawRecord
+from stockguard.config.settings import Settings, load_settings, topic_env
+from stockguard.connectors.simulator import SimConfig, simulate
+from stockguard.flows.dataflow import build_flow
+from stockguard.flows.records import OutRecord, RawRecord
 from stockguard.live import create_topics
 
 ROOT = Path(__file__).resolve().parents[2]
