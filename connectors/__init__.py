@@ -1,1 +1,1 @@
-"""Connectors: Kafka, Redis, files and the demo simulator, the edges of every flow."""
+"""Connectors: Kafka, Redis, files and Prometheus, the edges of every flow."""

@@ -9,7 +9,7 @@ There is no Grafana (and no Docker) where this project is built, so this script 
    unique to this run) and `/usr/bin/prometheus`, scraping its `/metrics` every second
    as job `stockguard`, with the rules of `ops/prometheus/alerts.yml`;
 3. produce a compressed simulated day to the input topics, paced by event time: the
-   demo simulator (`connectors.simulator`), shortened so that its Cyber Monday campaign,
+   demo simulator (`stockguard.sim`), shortened so that its Cyber Monday campaign,
    and the order surge it causes at WH-PARIS, fall inside a run of a few minutes
    (`stockguard loadgen` always starts the simulated day at midnight, 10 h before it);
 4. wait until every message produced has been read, then ask Prometheus
@@ -60,8 +60,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from stockguard.config.settings import TopicSettings
-from stockguard.connectors.simulator import SimConfig, simulate
 from stockguard.loadgen import produce_paced
+from stockguard.sim import SimConfig, simulate
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -593,7 +593,7 @@ def capture(cfg: RunConfig, panels: list[Panel]) -> Capture:
         facts = [
             f"Prometheus {build.get('version', '?')} scraping `stockguard run -w {cfg.workers}` every 1 s; "
             f"every panel's PromQL from ops/grafana/dashboards/stockguard.json, query_range step {cfg.step:g} s.",
-            f"Load: connectors.simulator, {sim.hours:g} simulated hours at {cfg.speed:g}x "
+            f"Load: stockguard.sim, {sim.hours:g} simulated hours at {cfg.speed:g}x "
             f"({sim.events_per_hour:,} clickstream events/h baseline, seed {sim.seed}), campaign cm-cyber from "
             f"simulated hour {sim.campaign_start_h:g} for {sim.campaign_hours:g} h; {load.messages:,} messages "
             f"produced to Kafka; Redis read model on. Shaded band: the campaign's window, mapped to wall time "

@@ -16,10 +16,10 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from stockguard.config.settings import Settings
 from stockguard.connectors.files import JsonlSink, OutputStats
 from stockguard.connectors.metrics import CampaignGauges
-from stockguard.connectors.simulator import SimConfig, simulate
 from stockguard.flows.dataflow import build_flow
 from stockguard.flows.records import RawRecord
 from stockguard.flows.runner import run_local
+from stockguard.sim import SimConfig, simulate
 from stockguard.summary import print_table, summary_rows
 
 __all__ = ["PacedSimSource", "run_demo"]

@@ -11,7 +11,7 @@ import orjson
 from confluent_kafka import Producer
 
 from stockguard.config.settings import Settings
-from stockguard.connectors.simulator import SimConfig, simulate
+from stockguard.sim import SimConfig, simulate
 
 __all__ = ["produce_paced", "run_loadgen"]
 

@@ -32,11 +32,11 @@ from stockguard.config.settings import Settings, load_settings, topic_env
 from stockguard.connectors.files import CollectSink
 from stockguard.connectors.kafka import DeliveryError, KafkaOutput
 from stockguard.connectors.redis_view import RedisViewSink
-from stockguard.connectors.simulator import SimConfig, simulate
 from stockguard.demo import to_raw
 from stockguard.flows.dataflow import build_flow
 from stockguard.flows.records import OutRecord, RawRecord, StockView
 from stockguard.live import create_topics
+from stockguard.sim import SimConfig, simulate
 from tests.conftest import ROOT, SERVICES, Services
 
 pytestmark = pytest.mark.integration

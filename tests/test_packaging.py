@@ -78,7 +78,7 @@ def test_the_wheel_holds_only_the_stockguard_package(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
     assert tops == {"stockguard"}
-    for sub in ("config", "state", "flows", "connectors"):
+    for sub in ("config", "state", "flows", "connectors", "sim"):
         assert f"stockguard/{sub}/__init__.py" in names
 
 

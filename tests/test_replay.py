@@ -16,7 +16,7 @@ import pytest
 
 from stockguard.cli import main
 from stockguard.connectors.files import write_replay
-from stockguard.connectors.simulator import SimConfig, simulate
+from stockguard.sim import SimConfig, simulate
 from stockguard.state.models import ContractError, parse_order, parse_product, parse_stock, parse_trigger
 from tests.oracle import RefStock
 

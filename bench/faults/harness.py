@@ -29,10 +29,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from bench.faults.ledger import Ledger, Record, build_ledger
 from stockguard.config.settings import Settings, load_settings, topic_env
-from stockguard.connectors.simulator import SimConfig, simulate
 from stockguard.flows.dataflow import build_flow
 from stockguard.flows.records import OutRecord, RawRecord
 from stockguard.live import create_topics
+from stockguard.sim import SimConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "scripts" / "services.sh"
