@@ -25,8 +25,8 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import FixedPartitionedSink, Sink
 
 from stockguard.config.settings import Settings
-from stockguard.connectors.metrics import ADOPTED, MetricsSink, StateGauges
 from stockguard.flows.encoding import Encoder, wall_clock_ms
+from stockguard.flows.metrics import ADOPTED, MetricsSink, StateGauges
 from stockguard.flows.operations import CampaignLogic, MonitorLogic, SurgeLogic
 from stockguard.flows.records import CampaignView, OutRecord, RawRecord, StockView
 from stockguard.flows.routing import CAMPAIGNS_KEY, Router

@@ -14,8 +14,8 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from stockguard.config.settings import Settings
-from stockguard.connectors.metrics import SURGE_OPEN, StateGauges, init_location_series
 from stockguard.flows.encoding import Encoder, wall_clock_ms
+from stockguard.flows.metrics import SURGE_OPEN, StateGauges, init_location_series
 from stockguard.flows.records import CampaignView, OutRecord
 from stockguard.state import snapshots
 from stockguard.state.campaigns import CampaignState, CampaignTracker

@@ -34,8 +34,9 @@ from stockguard.config.settings import Settings, load_settings
 from stockguard.connectors.health import STOP
 from stockguard.connectors.journal import KafkaJournal
 from stockguard.connectors.kafka import KafkaInput, KafkaOutput, KafkaProbe
-from stockguard.connectors.metrics import CampaignGauges, input_names
+from stockguard.connectors.metrics import CampaignGauges
 from stockguard.flows.dataflow import build_flow
+from stockguard.flows.metrics import input_names
 from stockguard.flows.records import CampaignView, StockView
 from stockguard.observability import setup_logging, start_health_server, start_metrics_server
 

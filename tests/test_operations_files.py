@@ -16,8 +16,9 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-import stockguard.connectors.metrics  # noqa: F401 - registers every stockguard metric
+import stockguard.connectors.metrics  # noqa: F401 - registers every stockguard metric (both floors)
 import stockguard.connectors.redis_view  # noqa: F401
+import stockguard.flows.metrics  # noqa: F401
 from stockguard.cli import build_parser
 from stockguard.connectors.health import Health
 from stockguard.observability import JsonFormatter, customer_ref, start_health_server
