@@ -24,10 +24,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import produce  # noqa: E402
 from stockguard.config.settings import Settings, load_settings  # noqa: E402
-from stockguard.flows.dataflow import wall_clock_ms  # noqa: E402
-from stockguard.flows.encoding import Encoder  # noqa: E402
+from stockguard.flows.encoding import (
+    Encoder,  # noqa: E402
+    wall_clock_ms,  # noqa: E402
+)
 from stockguard.flows.records import OutRecord, RawRecord  # noqa: E402
-from stockguard.flows.routing import CAMPAIGNS_KEY, Router  # noqa: E402
+from stockguard.flows.routing import Router, ToDecision, ToMonitor  # noqa: E402
 from stockguard.state.campaigns import CampaignState, CampaignTracker  # noqa: E402
 from stockguard.state.decision import Decider, DecisionState, Emit  # noqa: E402
 from stockguard.state.models import Campaign, Order, Product  # noqa: E402
@@ -66,20 +68,19 @@ class Loop:
             if type(item) is OutRecord:
                 out.append(item)
                 continue
-            key, payload = item  # type: ignore[misc]
-            if key == CAMPAIGNS_KEY:
-                tp = type(payload)
+            _key, payload = item  # type: ignore[misc]
+            tp = type(payload)
+            if tp is ToMonitor:
+                self.monitors[payload.partition].apply(payload.event, alerts, ticks, charged)
+            elif tp is ToDecision:
+                self.deciders[payload.partition].apply(payload.event, emits)
+            else:
                 if tp is Order:
                     self.campaigns.on_order(payload, views)
                 elif tp is Product:
                     self.campaigns.on_product(payload, views)
                 elif tp is Campaign:
                     self.campaigns.on_campaign(payload, views)
-                continue
-            if key[0] == "m":
-                self.monitors[payload[0]].apply(payload[1], alerts, ticks, charged)
-            else:
-                self.deciders[payload[0]].apply(payload[1], emits)
         for c in charged:
             self.surge.on_charged(c, surge_msgs)
         if ticks:

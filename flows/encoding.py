@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from stockguard.config.settings import Settings
-from stockguard.flows.records import OutRecord
+from stockguard.flows.records import NOT_DECODED, OutRecord, RawRecord
 from stockguard.state.decision import APPROVED, RETRACTED, SUPPRESSED, Emit
 from stockguard.state.monitor import Alert
 
@@ -74,6 +74,18 @@ class Encoder:
                 msg["raw"] = _text(raw)
         field = error.split(":", 1)[0]
         return OutRecord(self.t.dlq, topic, orjson.dumps(msg), field, event_ts)
+
+    def refused_input(self, rec: RawRecord, error: str) -> OutRecord:
+        """Build the dead-letter record of an input record that cannot be used."""
+        raw = rec.value
+        if raw is None and rec.decoded is not NOT_DECODED:
+            # A replay file's value arrives decoded: show it as the JSON it was.
+            try:
+                raw = orjson.dumps(rec.decoded)
+            except (TypeError, orjson.JSONEncodeError):
+                raw = repr(rec.decoded).encode()
+        key = rec.key.decode("utf-8", errors="backslashreplace") if rec.key is not None else None
+        return self.dead_letter(rec.topic, rec.partition, rec.offset, key, raw, error, rec.timestamp)
 
     def _refused(self, topic: str, key: str | None, msg: dict[str, Any], error: str) -> OutRecord:
         """Dead-letter an output that cannot be sent, with as much of it as can be shown."""

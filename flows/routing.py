@@ -8,7 +8,7 @@ each partition holds the product state its decisions need.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -18,6 +18,8 @@ from stockguard.flows.records import NOT_DECODED, OutRecord, RawRecord
 from stockguard.state.decision import partition_of
 from stockguard.state.limits import check_input
 from stockguard.state.models import (
+    Campaign,
+    Click,
     ContractError,
     Order,
     Product,
@@ -34,14 +36,65 @@ from stockguard.state.models import (
 )
 from stockguard.state.monitor import OrderLineEvent, monitor_partition_of
 
-__all__ = ["CAMPAIGNS_KEY", "Event", "Router"]
+__all__ = [
+    "CAMPAIGNS_KEY",
+    "CampaignEvent",
+    "DecisionEvent",
+    "MonitorEvent",
+    "Routed",
+    "Router",
+    "ToDecision",
+    "ToMonitor",
+    "for_campaigns",
+    "for_monitor",
+    "is_dead_letter",
+]
 
-Event = StockLevel | StockAdjustment | Order | Product | Trigger | Removed
-# (key, payload): decision partitions "0".."P-1" and monitor partitions "m0".."mM-1" get
-# (index, event), triggers (index, trigger, kafka_ts, position); the campaign tracker's
-# single key gets the event.
-Routed = tuple[str, Any]
+DecisionEvent = StockLevel | StockAdjustment | Order | Product | Trigger | Removed
+MonitorEvent = Click | StockLevel | StockAdjustment | OrderLineEvent | Product | Removed
+CampaignEvent = Order | Product | Campaign | Removed
 CAMPAIGNS_KEY = "campaigns"
+
+
+class ToDecision(NamedTuple):
+    """An event for one decision partition: a trigger of its customers, or a broadcast one."""
+
+    partition: int
+    event: DecisionEvent
+    # A trigger's Kafka timestamp (the decision-latency metric) and "topic/partition/offset"
+    # (the decision journal: a re-read trigger adopts the decision recorded for it).
+    kafka_ts: int | None = None
+    position: str | None = None
+
+
+class ToMonitor(NamedTuple):
+    """An event for the sku monitor partition that owns its sku."""
+
+    partition: int
+    event: MonitorEvent
+
+
+# A keyed item, Bytewax's (key, value): decision partitions are keyed "0".."P-1", monitor
+# partitions "m0".."mM-1", the campaign tracker CAMPAIGNS_KEY (its value is the bare event).
+Routed = tuple[str, ToDecision | ToMonitor | CampaignEvent]
+# Routed copies are made per event and partition: tuple.__new__ skips the NamedTuple
+# constructor's Python frame (a third of the routing time of a broadcast event).
+_new = tuple.__new__
+
+
+def is_dead_letter(item: Routed | OutRecord) -> bool:
+    """Tell whether a routed item is a dead-letter record."""
+    return type(item) is OutRecord
+
+
+def for_monitor(item: Routed) -> bool:
+    """Tell whether a routed item goes to a sku monitor partition."""
+    return type(item[1]) is ToMonitor
+
+
+def for_campaigns(item: Routed) -> bool:
+    """Tell whether a routed item (not for a monitor) goes to the campaign tracker."""
+    return type(item[1]) is not ToDecision
 
 
 class Router:
@@ -80,14 +133,7 @@ class Router:
 
     def dead_letter(self, rec: RawRecord, error: str) -> OutRecord:
         """Build the dead-letter record of an input that cannot be used."""
-        raw = rec.value
-        if raw is None and rec.decoded is not NOT_DECODED:
-            try:
-                raw = orjson.dumps(rec.decoded)
-            except (TypeError, orjson.JSONEncodeError):
-                raw = repr(rec.decoded).encode()
-        key = rec.key.decode("utf-8", errors="backslashreplace") if rec.key is not None else None
-        return self.encoder.dead_letter(rec.topic, rec.partition, rec.offset, key, raw, error, rec.timestamp)
+        return self.encoder.refused_input(rec, error)
 
     def route_batch(self, recs: list[RawRecord]) -> list[Routed | OutRecord]:
         """Route a batch: one Python call per batch, each record appended in place."""
@@ -158,7 +204,7 @@ class Router:
         # The Kafka timestamp rides along for the decision-latency metric, the position for
         # the decision journal (a re-read trigger adopts the decision recorded for it).
         pos = f"{rec.topic}/{rec.partition}/{rec.offset}" if rec.offset >= 0 else None
-        out.append((self.keys[i], (i, ev, rec.timestamp, pos)))
+        out.append((self.keys[i], _new(ToDecision, (i, ev, rec.timestamp, pos))))
 
     def _click(self, value: Any, _rec: RawRecord, out: list[Routed | OutRecord]) -> None:
         ev = parse_click(value)
@@ -170,20 +216,20 @@ class Router:
     def _stock(self, value: Any, _rec: RawRecord, out: list[Routed | OutRecord]) -> None:
         ev = parse_stock(value)
         for i, k in self.broadcast:
-            out.append((k, (i, ev)))
+            out.append((k, _new(ToDecision, (i, ev, None, None))))
         out.append(self._to_monitor(ev.sku, ev))
 
     def _product(self, value: Any, _rec: RawRecord, out: list[Routed | OutRecord]) -> None:
         ev = parse_product(value)
         for i, k in self.broadcast:
-            out.append((k, (i, ev)))
+            out.append((k, _new(ToDecision, (i, ev, None, None))))
         out.append(self._to_monitor(ev.sku, ev))
         out.append((CAMPAIGNS_KEY, ev))
 
     def _order(self, value: Any, _rec: RawRecord, out: list[Routed | OutRecord]) -> None:
         ev = parse_order(value)
         for i, k in self.broadcast:
-            out.append((k, (i, ev)))
+            out.append((k, _new(ToDecision, (i, ev, None, None))))
         for line in ev.lines:
             out.append(
                 self._to_monitor(
@@ -204,14 +250,14 @@ class Router:
         gone = Removed(rec.key.decode("utf-8", errors="backslashreplace"), rec.timestamp)
         if rec.topic == self.t.campaigns:
             return [(CAMPAIGNS_KEY, gone)]
-        out: list[Routed | OutRecord] = [(k, (i, gone)) for i, k in enumerate(self.keys)]
+        out: list[Routed | OutRecord] = [(k, _new(ToDecision, (i, gone, None, None))) for i, k in self.broadcast]
         out.append(self._to_monitor(gone.key, gone))
         return out
 
-    def _to_monitor(self, sku: str, item: Any) -> Routed:
+    def _to_monitor(self, sku: str, ev: MonitorEvent) -> Routed:
         j = self._sku_part.get(sku)
         if j is None:
             if len(self._sku_part) > 1_000_000:
                 self._sku_part.clear()  # bounded: junk skus must not grow it forever
             j = self._sku_part[sku] = monitor_partition_of(sku, self.monitors)
-        return (self.monitor_keys[j], (j, item))
+        return (self.monitor_keys[j], _new(ToMonitor, (j, ev)))

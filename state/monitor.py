@@ -194,14 +194,6 @@ class Monitor:
         if w is not None and w.stock.product is not None:
             w.stock.product = w.stock.product._replace(active=False, online=False)
 
-    def on_click(self, c: Click, out: list[Alert], ticks: list[Tick]) -> None:
-        """Remember the last product view of a sku."""
-        self._advance(c.ts, out, ticks)
-        if c.type == "product_view" and c.sku is not None:
-            w = self._sku(c.sku, c.ts)
-            if c.ts > w.last_view:
-                w.last_view = c.ts
-
     def on_line(self, ln: OrderLineEvent, out: list[Alert], ticks: list[Tick], charged: list[Charged]) -> None:
         """Charge a placed line to a location, count it, and check for a stock drain."""
         self._advance(ln.ts, out, ticks)
@@ -356,13 +348,6 @@ class Monitor:
         msg: dict[str, Any] = {"kind": kind, "sku": sku, "atp": atp, "ts": now, "detail": detail}
         msg.update(extra)
         out.append(("insight", sku, msg))
-
-    def sweep(self, out: list[Alert]) -> None:
-        """Check insights of every sku now and forget old charges (windows evict as they grow)."""
-        st = self.state
-        st.round = list(st.skus)
-        st.round_pos = 0
-        self._check(out, len(st.round))
 
     def _check(self, out: list[Alert], upto: int) -> None:
         """Check the skus of the current round up to position `upto`."""

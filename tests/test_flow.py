@@ -11,7 +11,8 @@ import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from stockguard.config.settings import Settings
-from stockguard.flows.dataflow import DecideLogic, build_flow
+from stockguard.flows.dataflow import build_flow
+from stockguard.flows.logics import DecideLogic
 from stockguard.flows.records import OutRecord, RawRecord
 from stockguard.state.decision import DecisionState
 from tests.helpers import MIN, T0, level, order, product, trigger

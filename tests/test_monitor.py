@@ -25,24 +25,22 @@ class M:
         self.ticks: list[Tick] = []
         self.charged: list[Charged] = []
 
+    def apply(self, ev: object) -> None:
+        self.m.apply(ev, self.alerts, self.ticks, self.charged)
+
     def stock(self, msg: dict[str, Any]) -> None:
-        self.m.on_stock(parse_stock(msg), self.alerts, self.ticks)
+        self.apply(parse_stock(msg))
 
     def product(self, msg: dict[str, Any]) -> None:
-        self.m.on_product(parse_product(msg), self.alerts, self.ticks)
+        self.apply(parse_product(msg))
 
     def order(self, msg: dict[str, Any]) -> None:
         o = parse_order(msg)
         for ln in o.lines:
-            self.m.on_line(
-                OrderLineEvent(o.ts, o.order_id, o.status, o.campaign_id, ln.sku, ln.qty, ln.location),
-                self.alerts,
-                self.ticks,
-                self.charged,
-            )
+            self.apply(OrderLineEvent(o.ts, o.order_id, o.status, o.campaign_id, ln.sku, ln.qty, ln.location))
 
     def view(self, sku: str, ts: int) -> None:
-        self.m.on_click(
+        self.apply(
             parse_click(
                 {
                     "event_id": "c",
@@ -53,9 +51,7 @@ class M:
                     "sku": sku,
                     "qty": 1,
                 }
-            ),
-            self.alerts,
-            self.ticks,
+            )
         )
 
     def of(self, kind: str) -> list[dict[str, Any]]:

@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from stockguard.config.settings import DlqSettings, KafkaSettings, Settings
 from stockguard.connectors.files import parse_replay_line
-from stockguard.flows.dataflow import DecideLogic, build_flow
+from stockguard.flows.dataflow import build_flow
+from stockguard.flows.logics import DecideLogic
 from stockguard.flows.records import OutRecord, RawRecord
+from stockguard.flows.routing import ToDecision
 from stockguard.state.decision import Decider
 from stockguard.state.journal import PartitionJournal, Recorded
 from tests.helpers import MIN, T0, level, product, trigger
@@ -127,11 +129,11 @@ def test_a_re_read_trigger_adopts_its_journaled_decision_through_the_logic() -> 
     logic = DecideLogic(s, lambda: 7, None, keep_snapshots=True, journal=journal)
     from stockguard.state.models import parse_product, parse_stock, parse_trigger
 
-    items: list[tuple[Any, ...]] = [
-        (0, parse_product(product("A"))),
-        (0, parse_stock(level("A", 5))),
-        (0, parse_trigger(trigger("t1", "c1", ["A"], ts=T0 + MIN)), None, f"{TP.triggers}/0/2"),
-        (0, parse_trigger(trigger("t2", "c2", ["A"], ts=T0 + MIN)), 99, f"{TP.triggers}/0/3"),
+    items = [
+        ToDecision(0, parse_product(product("A"))),
+        ToDecision(0, parse_stock(level("A", 5))),
+        ToDecision(0, parse_trigger(trigger("t1", "c1", ["A"], ts=T0 + MIN)), None, f"{TP.triggers}/0/2"),
+        ToDecision(0, parse_trigger(trigger("t2", "c2", ["A"], ts=T0 + MIN)), 99, f"{TP.triggers}/0/3"),
     ]
     out, _ = logic.on_batch(items)
     recs = [r for r in out if isinstance(r, OutRecord)]
