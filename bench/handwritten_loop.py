@@ -29,11 +29,16 @@ from stockguard.flows.encoding import (
     wall_clock_ms,  # noqa: E402
 )
 from stockguard.flows.records import OutRecord, RawRecord  # noqa: E402
-from stockguard.flows.routing import Router, ToDecision, ToMonitor  # noqa: E402
+from stockguard.flows.routing import CAMPAIGNS_KEY, Router, ToDecision, monitor_sku  # noqa: E402
 from stockguard.state.campaigns import CampaignState, CampaignTracker  # noqa: E402
 from stockguard.state.decision import Decider, DecisionState, Emit  # noqa: E402
 from stockguard.state.models import Campaign, Order, Product  # noqa: E402
-from stockguard.state.monitor import Alert, Monitor, MonitorState  # noqa: E402
+from stockguard.state.monitor import (  # noqa: E402
+    Alert,
+    Monitor,
+    MonitorState,
+    monitor_partition_of,  # noqa: E402
+)
 from stockguard.state.surge import Charged, SurgeState, SurgeWatcher, Tick  # noqa: E402
 
 
@@ -68,12 +73,13 @@ class Loop:
             if type(item) is OutRecord:
                 out.append(item)
                 continue
-            _key, payload = item  # type: ignore[misc]
+            key, payload = item  # type: ignore[misc]
             tp = type(payload)
-            if tp is ToMonitor:
-                self.monitors[payload.partition].apply(payload.event, alerts, ticks, charged)
-            elif tp is ToDecision:
+            if tp is ToDecision:
                 self.deciders[payload.partition].apply(payload.event, emits)
+            elif key != CAMPAIGNS_KEY:
+                j = monitor_partition_of(monitor_sku(payload), len(self.monitors))
+                self.monitors[j].apply(payload, alerts, ticks, charged)
             else:
                 if tp is Order:
                     self.campaigns.on_order(payload, views)

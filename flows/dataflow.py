@@ -61,51 +61,82 @@ def build_flow(
     flow = Dataflow(flow_id)
     streams = [op.input(f"read_{name}", flow, src) for name, src in sources.items()]
     raw = streams[0] if len(streams) == 1 else op.merge("merge_inputs", *streams)
-    router = Router(settings, clock)
+    # Campaign views, like stock views, only for sinks that read them (a replay has none).
+    campaign_views = bool(view_sinks)
+    router = Router(settings, clock, campaigns=campaign_views)
     routed = op.flat_map_batch("route_events", raw, router.route_batch)
     split = op.branch("split_dead_letters", routed, is_dead_letter)
     dead: Any = split.trues
-    to_monitor: Any = op.branch("split_monitor", split.falses, for_monitor)
-    to_campaigns: Any = op.branch("split_campaigns", to_monitor.falses, for_campaigns)
-    keyed: Any = to_campaigns.falses
+    routed_keyed: Any = split.falses
+    if campaign_views:
+        to_campaigns: Any = op.branch("split_campaigns", routed_keyed, for_campaigns)
+        routed_keyed = to_campaigns.falses
+    to_monitor: Any = op.branch("split_monitor", routed_keyed, for_monitor)
+    keyed: Any = to_monitor.falses
 
     def decide(resume: bytes | None) -> DecideLogic:
         return DecideLogic(settings, clock, resume, recovery, views=stock_views, journal=journal)
 
-    decided: Any = op.key_rm("unkey_decisions", op.stateful_batch("decide_triggers", keyed, decide))
-    split_views = op.branch("split_views", decided, lambda x: type(x) is StockView)
-    decided = split_views.falses
+    decided: Any = _unkey("unkey_decisions", op.stateful_batch("decide_triggers", keyed, decide))
+    if stock_views:
+        split_views = op.branch("split_views", decided, lambda x: type(x) is StockView)
+        decided = split_views.falses
 
     def monitor(resume: bytes | None) -> MonitorLogic:
         return MonitorLogic(settings, resume, recovery)
 
-    monitored: Any = op.key_rm("unkey_monitor", op.stateful_batch("monitor_skus", to_monitor.trues, monitor))
+    monitored: Any = _unkey("unkey_monitor", op.stateful_batch("monitor_skus", to_monitor.trues, monitor))
     split_ops = op.branch("split_charged", monitored, lambda x: type(x) is not OutRecord)
-    to_locations = op.key_on("key_locations", split_ops.trues, lambda _x: "locations")
+    # Locations are few: one key, one surge watcher.
+    to_locations = op.flat_map_batch("key_locations", split_ops.trues, _keyed_as_locations)
 
     def surge(resume: bytes | None) -> SurgeLogic:
         return SurgeLogic(settings, resume, recovery)
 
-    surges: Any = op.key_rm("unkey_surges", op.stateful_batch("watch_locations", to_locations, surge))
+    surges: Any = _unkey("unkey_surges", op.stateful_batch("watch_locations", to_locations, surge))
 
-    def campaigns(resume: bytes | None) -> CampaignLogic:
-        return CampaignLogic(settings, resume, recovery)
-
-    campaign_views: Any = op.key_rm(
-        "unkey_campaigns", op.stateful_batch("track_campaigns", to_campaigns.trues, campaigns)
-    )
     outputs: Any = op.merge("merge_outputs", decided, dead, split_ops.falses, surges)
     op.output("count_outputs", outputs, MetricsSink(settings))
     keyed_outputs: Any = None
     for name, sink in sinks.items():
         if isinstance(sink, FixedPartitionedSink):
             if keyed_outputs is None:
-                keyed_outputs = op.key_on("key_outputs", outputs, lambda r: r.key or "")
+                keyed_outputs = op.flat_map_batch("key_outputs", outputs, _keyed_by_message_key)
             op.output(f"write_{name}", keyed_outputs, sink)
         else:
             op.output(f"write_{name}", outputs, sink)
     if view_sinks:
-        all_views: Any = op.merge("merge_views", split_views.trues, campaign_views)
+
+        def campaigns(resume: bytes | None) -> CampaignLogic:
+            return CampaignLogic(settings, resume, recovery)
+
+        views_out: list[Any] = [
+            _unkey("unkey_campaigns", op.stateful_batch("track_campaigns", to_campaigns.trues, campaigns))
+        ]
+        if stock_views:
+            views_out.insert(0, split_views.trues)
+        all_views: Any = views_out[0] if len(views_out) == 1 else op.merge("merge_views", *views_out)
         for i, vs in enumerate(view_sinks):
             op.output("write_views" if i == 0 else f"write_views_{i}", all_views, vs)
     return flow
+
+
+# Keys on and off a batch at a time: op.key_rm and op.key_on call Python per item.
+
+
+def _unkey(step_id: str, up: Any) -> Any:
+    """Drop the keys of a keyed stream."""
+    return op.flat_map_batch(step_id, up, _values)
+
+
+def _values(batch: list[tuple[str, Any]]) -> list[Any]:
+    return [v for _k, v in batch]
+
+
+def _keyed_as_locations(batch: list[Any]) -> list[tuple[str, Any]]:
+    return [("locations", x) for x in batch]
+
+
+def _keyed_by_message_key(batch: list[OutRecord]) -> list[tuple[str, OutRecord]]:
+    # Kafka's partitioner hashes the message key: per-key order holds downstream.
+    return [(r.key or "", r) for r in batch]

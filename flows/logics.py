@@ -22,13 +22,13 @@ from stockguard.config.settings import Settings
 from stockguard.flows.encoding import Encoder, wall_clock_ms
 from stockguard.flows.metrics import ADOPTED, SURGE_OPEN, StateGauges, init_location_series
 from stockguard.flows.records import CampaignView, OutRecord, StockView
-from stockguard.flows.routing import CampaignEvent, ToDecision, ToMonitor
+from stockguard.flows.routing import CampaignEvent, MonitorEvent, ToDecision, monitor_sku
 from stockguard.state import snapshots
 from stockguard.state.campaigns import CampaignState, CampaignTracker
 from stockguard.state.decision import Decider, DecisionState, Emit
 from stockguard.state.journal import PartitionJournal
 from stockguard.state.models import Campaign, Order, Product, Removed, Trigger
-from stockguard.state.monitor import Alert, Monitor, MonitorState
+from stockguard.state.monitor import Alert, Monitor, MonitorState, monitor_partition_of
 from stockguard.state.surge import Charged, SurgeState, SurgeWatcher, Tick
 
 __all__ = ["CampaignLogic", "DecideLogic", "JournalSource", "MonitorLogic", "SurgeLogic"]
@@ -100,17 +100,15 @@ class DecideLogic(StatefulBatchLogic[ToDecision, OutRecord | StockView, bytes | 
         sources: dict[int, str] = {}
         out: list[OutRecord | StockView] = []
         apply = decider.apply
-        for item in values:
-            ev = item.event
+        for partition, ev, kafka_ts, pos in values:
             if type(ev) is not Trigger:
                 try:
                     apply(ev, emits)
                 except Exception as exc:  # one bad event must not stop the partition
                     # Broadcast to every partition: partition 0 alone dead-letters it.
-                    if item.partition == 0:
+                    if partition == 0:
                         out.append(self.encoder.failed_event("decide_triggers", ev, exc))
                 continue
-            pos = item.position
             journal = self.journal
             if journal is not None and pos is not None:
                 recorded = journal.take(pos)
@@ -128,8 +126,8 @@ class DecideLogic(StatefulBatchLogic[ToDecision, OutRecord | StockView, bytes | 
                 out.append(self.encoder.failed_event("decide_triggers", ev, exc))
                 continue
             # Exactly one decision per decided trigger: the first emit since.
-            if item.kafka_ts is not None:
-                source_ts[n] = item.kafka_ts
+            if kafka_ts is not None:
+                source_ts[n] = kafka_ts
             if pos is not None:
                 sources[n] = pos
         if emits:
@@ -155,7 +153,7 @@ def _snapshot(keep: bool, step: str, state: object) -> bytes | None:
     return snapshots.dump(step, state) if keep else None
 
 
-class MonitorLogic(StatefulBatchLogic[ToMonitor, OutRecord | Charged | Tick, bytes | None]):
+class MonitorLogic(StatefulBatchLogic[MonitorEvent, OutRecord | Charged | Tick, bytes | None]):
     """Run one sku monitor partition."""
 
     def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
@@ -168,21 +166,23 @@ class MonitorLogic(StatefulBatchLogic[ToMonitor, OutRecord | Charged | Tick, byt
             state = snapshots.load("monitor_skus", resume, MonitorState, MonitorState(0)).state
             self.monitor = Monitor(state, settings.rules, settings.surge)
 
-    def on_batch(self, values: list[ToMonitor]) -> tuple[Iterable[OutRecord | Charged | Tick], bool]:
+    def on_batch(self, values: list[MonitorEvent]) -> tuple[Iterable[OutRecord | Charged | Tick], bool]:
         """Apply a batch of this partition's sku events."""
         m = self.monitor
         if m is None:
-            m = self.monitor = Monitor(MonitorState(values[0].partition), self.settings.rules, self.settings.surge)
+            # A new partition: its events' skus are the ones routed to it.
+            index = monitor_partition_of(monitor_sku(values[0]), self.settings.surge.monitor_partitions)
+            m = self.monitor = Monitor(MonitorState(index), self.settings.rules, self.settings.surge)
         alerts: list[Alert] = []
         ticks: list[Tick] = []
         charged: list[Charged] = []
         apply = m.apply
         out: list[OutRecord | Charged | Tick] = []
-        for item in values:
+        for ev in values:
             try:
-                apply(item.event, alerts, ticks, charged)
+                apply(ev, alerts, ticks, charged)
             except Exception as exc:  # one bad event must not stop the partition
-                out.append(self.encoder.failed_event("monitor_skus", item.event, exc))
+                out.append(self.encoder.failed_event("monitor_skus", ev, exc))
         if alerts:
             out.extend(self.encoder.alerts(alerts))
         out.extend(charged)

@@ -19,11 +19,10 @@ import zlib
 from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from stockguard.config.settings import RuleSettings
-from stockguard.state.inventory import LocStock, SkuState
+from stockguard.state.inventory import OrderLedger, SkuState, StockBook
 from stockguard.state.journal import Recorded
 from stockguard.state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
 
@@ -86,16 +85,6 @@ class Customer:
         self.approvals, self.orders, self.bucket = s
 
 
-@dataclass(slots=True)
-class LedgerEntry:
-    """Remember where an order's units were charged, so a cancellation gives them back."""
-
-    ts: int
-    # (sku, location, qty) per line that had a location to charge.
-    charges: list[tuple[str, str, int]]
-    cancelled: bool = False
-
-
 class DecisionState:
     """Hold all the state of one decision partition: small, picklable, bounded by TTLs."""
 
@@ -119,8 +108,8 @@ class DecisionState:
         self.decided_q: deque[str] = deque()
         self.retracted: dict[str, int] = {}
         self.retracted_q: deque[str] = deque()
-        self.orders: dict[str, LedgerEntry] = {}
-        self.orders_q: deque[tuple[int, str]] = deque()
+        # Orders the stock book applied: where their units were taken, for cancellations.
+        self.ledger = OrderLedger()
         self.watermark = 0
         self.next_sweep = 0
         self.next_sku_sweep = 0
@@ -131,14 +120,24 @@ class DecisionState:
             "skus": len(self.skus),
             "customers": len(self.customers),
             "decided_triggers": len(self.decided),
-            "orders": len(self.orders),
+            "orders": len(self.ledger.orders),
         }
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        if "orders" in d:
+            # Before the one stock book (555fb64 and earlier) the order ledger was two fields.
+            ledger = OrderLedger()
+            ledger.orders = {oid: e.entry() for oid, e in d.pop("orders").items()}
+            ledger.queue = d.pop("orders_q")
+            ledger.watermark = d.get("watermark", 0)
+            d["ledger"] = ledger
+        self.__dict__.update(d)
 
 
 class Decider:
     """Apply the contract's rules to one partition's state."""
 
-    __slots__ = ("_hours", "clock", "dirty", "rules", "state")
+    __slots__ = ("_hours", "book", "clock", "dirty", "rules", "state")
 
     def __init__(
         self,
@@ -154,6 +153,7 @@ class Decider:
         self.dirty: set[str] | None = set() if track_views else None
         # One int object per wheel hour, shared by every customer in it (32 bytes each).
         self._hours: dict[int, int] = {}
+        self.book = StockBook(state.ledger, self._sku_at, rules)
 
     def apply(self, ev: object, out: list[Emit]) -> None:
         """Apply any event routed to a decision partition (exact type dispatch: hot path)."""
@@ -172,6 +172,13 @@ class Decider:
     # ---- product side: broadcast to every partition ----
 
     def _sku(self, sku: str) -> SkuState:
+        s = self.state.skus.get(sku)
+        if s is None:
+            s = self.state.skus[sku] = SkuState()
+        return s
+
+    def _sku_at(self, sku: str, _ts: int) -> SkuState:
+        # The stock book's lookup: _sku inlined, one call per order line.
         s = self.state.skus.get(sku)
         if s is None:
             s = self.state.skus[sku] = SkuState()
@@ -236,16 +243,7 @@ class Decider:
         """Apply a stock level or adjustment."""
         self._advance(ev.ts)
         s = self._sku(ev.sku)
-        loc = s.locs.get(ev.location)
-        if isinstance(ev, StockLevel):
-            if loc is None:
-                loc = s.locs.put(ev.location, LocStock())
-            loc.set_level(ev.ts, ev.on_hand, ev.reserved)
-        else:
-            if loc is None:
-                # No level yet: the adjustment is the first we know of on_hand here.
-                loc = s.locs.put(ev.location, LocStock())
-            loc.apply(ev.ts, ev.delta, self.rules.stock_lateness)
+        self.book.apply_stock(s, ev)
         self._after_change(ev.sku, s, ev.ts, out)
 
     def on_product(self, p: Product, out: list[Emit]) -> None:
@@ -281,32 +279,17 @@ class Decider:
         """Apply an order to stock (every partition) and to its customer (owner only)."""
         self._advance(o.ts)
         st = self.state
-        rules = self.rules
         mine = partition_of(o.customer_id, st.partitions) == st.index
-        entry = st.orders.get(o.order_id)
         if o.status == "placed":
-            if entry is not None:
-                return  # a redelivered order must not charge stock twice
-            charges: list[tuple[str, str, int]] = []
-            for line in o.lines:
-                s = self._sku(line.sku)
-                s.add_sale(o.ts, line.qty, rules.velocity_window)
-                loc_name = line.location if line.location is not None else s.best_location()
-                if loc_name is None:
-                    if self.dirty is not None:
-                        self.dirty.add(line.sku)
-                    continue
-                loc = s.locs.get(loc_name)
-                if loc is None:
-                    # A location we hold no stock for: its first level will include this order.
-                    if self.dirty is not None:
-                        self.dirty.add(line.sku)
-                    continue
-                charges.append((line.sku, loc_name, line.qty))
-                loc.apply(o.ts, -line.qty, rules.stock_lateness)
-                self._after_change(line.sku, s, o.ts, out)
-            st.orders[o.order_id] = LedgerEntry(o.ts, charges)
-            st.orders_q.append((o.ts, o.order_id))
+            charges = self.book.place(o)
+            if charges is None:
+                return  # seen before: the book took its stock once
+            skus = st.skus
+            for ch in charges:
+                if ch.taken:
+                    self._after_change(ch.sku, skus[ch.sku], o.ts, out)
+                elif self.dirty is not None:
+                    self.dirty.add(ch.sku)
             if mine:
                 c = self._customer(o.customer_id)
                 if c.orders is None:
@@ -315,27 +298,11 @@ class Decider:
                 self._schedule(o.customer_id, c)
             return
         # cancelled
-        if entry is not None:
-            if entry.cancelled:
-                return
-            entry.cancelled = True
-            for sku, loc_name, qty in entry.charges:
-                loc = self._sku(sku).locs.get(loc_name)
-                if loc is not None:
-                    loc.apply(o.ts, qty, rules.stock_lateness)
-                    self._after_change(sku, self._sku(sku), o.ts, out)
-        else:
-            # Placed before our memory: only located lines can be given back.
-            st.orders[o.order_id] = LedgerEntry(o.ts, [], cancelled=True)
-            st.orders_q.append((o.ts, o.order_id))
-            for line in o.lines:
-                if line.location is None:
-                    continue
-                s = self._sku(line.sku)
-                loc = s.locs.get(line.location)
-                if loc is not None:
-                    loc.apply(o.ts, line.qty, rules.stock_lateness)
-                    self._after_change(line.sku, s, o.ts, out)
+        given = self.book.cancel(o)
+        if given is None:
+            return  # cancelled before: nothing changes, for stock nor customer
+        for sku in given:
+            self._after_change(sku, self._sku(sku), o.ts, out)
         if mine:
             owner = self.state.customers.get(o.customer_id)
             if type(owner) is Customer and owner.orders is not None and o.order_id in owner.orders:
@@ -665,13 +632,6 @@ class Decider:
         now = st.watermark
         _expire(st.decided_q, st.decided, now - rules.dedup_window)
         _expire(st.retracted_q, st.retracted, now - rules.retract_window)
-        cut = now - rules.order_ttl
-        q = st.orders_q
-        while q and q[0][0] < cut:
-            _, oid = q.popleft()
-            e = st.orders.get(oid)
-            if e is not None and e.ts < cut:
-                del st.orders[oid]
         hour = now // _HOUR
         for b in [b for b in st.wheel if b <= hour]:
             for cid in st.wheel.pop(b):

@@ -1,7 +1,8 @@
 """Per-sku monitoring: where order units are charged, stock-drain alerts, merch insights.
 
-A monitor partition owns the skus that hash to it. It keeps each sku's ATP (the same
-arithmetic as the decisions, `state.inventory`), a minute window of units ordered with
+A monitor partition owns the skus that hash to it and receives, of each order, the lines
+of its skus. It keeps each sku's ATP with the decisions' own stock book
+(`state.inventory.StockBook`, so both always agree), a minute window of units ordered with
 their campaign attribution and location, the last product view, and alert/insight memory.
 
 - Every placed order line is charged to its location (or the one with the highest ATP)
@@ -21,15 +22,15 @@ their campaign attribution and location, the last product view, and alert/insigh
 from __future__ import annotations
 
 import zlib
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from stockguard.config.settings import RuleSettings, SurgeSettings
-from stockguard.state.inventory import LocStock, SkuState
-from stockguard.state.models import Click, Product, Removed, StockAdjustment, StockLevel
+from stockguard.state.inventory import OrderLedger, SkuState, StockBook
+from stockguard.state.models import Click, Order, Product, Removed, StockAdjustment, StockLevel
 from stockguard.state.surge import Charged, Tick
 from stockguard.state.windows import MINUTE, MinuteWindow
 
-__all__ = ["Monitor", "MonitorState", "OrderLineEvent", "monitor_partition_of"]
+__all__ = ["LegacySkuWatch", "Monitor", "MonitorState", "SkuWatch", "monitor_partition_of"]
 
 _HOUR: Final = 3_600_000
 _DAY: Final = 86_400_000
@@ -45,30 +46,15 @@ def monitor_partition_of(sku: str, partitions: int) -> int:
     return zlib.crc32(sku.encode()) % partitions if partitions > 1 else 0
 
 
-class OrderLineEvent(NamedTuple):
-    """One line of an order, routed to its sku's monitor partition."""
-
-    ts: int
-    order_id: str
-    status: str
-    campaign_id: str | None
-    sku: str
-    qty: int
-    location: str | None
-
-
 class SkuWatch:
     """Hold what the monitor knows of one sku."""
 
-    __slots__ = ("charged", "drain", "first_ts", "insights", "last_view", "stock", "window")
+    __slots__ = ("drain", "first_ts", "insights", "last_view", "stock", "window")
 
     def __init__(self, ts: int) -> None:
         self.stock = SkuState()
         # Minute window of units ordered: None until the first order line.
         self.window: MinuteWindow | None = None
-        # order_id -> (location, qty, ts): cancellations give units back where charged.
-        # None until the first order line (most skus of a big catalog have none).
-        self.charged: dict[str, tuple[str, int, int]] | None = None
         self.first_ts = ts
         self.last_view = -1
         # Open drain alert: (alert_id, location) or None.
@@ -77,10 +63,31 @@ class SkuWatch:
         self.insights: dict[str, int] | None = None
 
     def __getstate__(self) -> tuple[object, ...]:
-        return (self.stock, self.window, self.charged, self.first_ts, self.last_view, self.drain, self.insights)
+        return (self.stock, self.window, self.first_ts, self.last_view, self.drain, self.insights)
 
     def __setstate__(self, s: tuple[Any, ...]) -> None:
-        (self.stock, self.window, self.charged, self.first_ts, self.last_view, self.drain, self.insights) = s
+        (self.stock, self.window, self.first_ts, self.last_view, self.drain, self.insights) = s
+
+
+class LegacySkuWatch(SkuWatch):
+    """Read a SkuWatch pickled before the one stock book (555fb64 and earlier).
+
+    It kept its own charges per sku (order_id -> (location, qty, ts)); `MonitorState`
+    moves them into its order ledger and keeps plain `SkuWatch`es.
+    """
+
+    __slots__ = ("charged",)
+
+    def __setstate__(self, s: tuple[Any, ...]) -> None:
+        (self.stock, self.window, charged, self.first_ts, self.last_view, self.drain, self.insights) = s
+        self.charged: dict[str, tuple[str, int, int]] = charged or {}
+
+    def plain(self) -> SkuWatch:
+        """Return the same watch as a plain SkuWatch."""
+        w = SkuWatch.__new__(SkuWatch)
+        w.stock, w.window, w.first_ts = self.stock, self.window, self.first_ts
+        w.last_view, w.drain, w.insights = self.last_view, self.drain, self.insights
+        return w
 
 
 class MonitorState:
@@ -95,6 +102,31 @@ class MonitorState:
         self.round: list[str] = []
         self.round_pos = 0
         self.round_start = 0
+        # Orders the stock book applied (this partition's lines of them).
+        self.ledger = OrderLedger()
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        if "ledger" not in d:
+            d["ledger"] = _ledger_of_legacy(d["skus"], d.get("watermark", 0))
+        self.__dict__.update(d)
+
+
+def _ledger_of_legacy(skus: dict[str, SkuWatch], watermark: int) -> OrderLedger:
+    """Gather the per-sku charges of a legacy snapshot into one order ledger, in place."""
+    ledger = OrderLedger()
+    ledger.watermark = watermark
+    orders: dict[str, tuple[int, list[tuple[str, str, int]]]] = {}
+    for sku, w in list(skus.items()):
+        if type(w) is not LegacySkuWatch:
+            continue
+        for oid, (loc, qty, ts) in w.charged.items():
+            # The legacy monitor also recorded lines at locations it held no stock for;
+            # giving those back finds no location, as it did before.
+            orders.setdefault(oid, (ts, []))[1].append((sku, loc, qty))
+        skus[sku] = w.plain()
+    ledger.orders = {oid: (ts, tuple(charges), False) for oid, (ts, charges) in orders.items()}
+    ledger.queue.extend(sorted((ts, oid) for oid, (ts, _charges) in orders.items()))
+    return ledger
 
 
 Alert = tuple[str, str, dict[str, Any]]  # (kind "alert" | "insight", key, message)
@@ -110,12 +142,20 @@ class Monitor:
         self.w = max(1, cfg.surge_window // MINUTE)
         self.b = max(1, cfg.baseline_window // MINUTE)
         self.horizon = self.w + self.b + 2
+        self.book = StockBook(state.ledger, self._stock_of, rules)
 
     def _sku(self, sku: str, ts: int) -> SkuWatch:
         s = self.state.skus.get(sku)
         if s is None:
             s = self.state.skus[sku] = SkuWatch(ts)
         return s
+
+    def _stock_of(self, sku: str, ts: int) -> SkuState:
+        # The stock book's lookup, one call per order line: _sku inlined.
+        w = self.state.skus.get(sku)
+        if w is None:
+            w = self.state.skus[sku] = SkuWatch(ts)
+        return w.stock
 
     def _advance(self, ts: int, out: list[Alert], ticks: list[Tick]) -> None:
         st = self.state
@@ -150,8 +190,8 @@ class Monitor:
                     w = self._sku(ev.sku, ts)  # type: ignore[attr-defined]
                 if ts > w.last_view:
                     w.last_view = ts
-        elif tp is OrderLineEvent:
-            self.on_line(ev, alerts, ticks, charged)  # type: ignore[arg-type]
+        elif tp is Order:
+            self.on_order(ev, alerts, ticks, charged)  # type: ignore[arg-type]
         elif tp is StockLevel or tp is StockAdjustment:
             self.on_stock(ev, alerts, ticks)  # type: ignore[arg-type]
         elif tp is Product:
@@ -166,13 +206,7 @@ class Monitor:
         self._advance(ev.ts, out, ticks)
         w = self._sku(ev.sku, ev.ts)
         before = w.stock.atp()
-        loc = w.stock.locs.get(ev.location)
-        if loc is None:
-            loc = w.stock.locs.put(ev.location, LocStock())
-        if isinstance(ev, StockLevel):
-            loc.set_level(ev.ts, ev.on_hand, ev.reserved)
-        else:
-            loc.apply(ev.ts, ev.delta, self.rules.stock_lateness)
+        self.book.apply_stock(w.stock, ev)
         if w.drain is not None and w.stock.atp() > before:
             upm = self._rate(w, ev.ts)
             if upm <= 0 or w.stock.atp() / upm >= self.cfg.drain_horizon / MINUTE:
@@ -194,37 +228,29 @@ class Monitor:
         if w is not None and w.stock.product is not None:
             w.stock.product = w.stock.product._replace(active=False, online=False)
 
-    def on_line(self, ln: OrderLineEvent, out: list[Alert], ticks: list[Tick], charged: list[Charged]) -> None:
-        """Charge a placed line to a location, count it, and check for a stock drain."""
-        self._advance(ln.ts, out, ticks)
-        w = self._sku(ln.sku, ln.ts)
-        stock = w.stock
-        if ln.status == "cancelled":
-            prior = w.charged.pop(ln.order_id, None) if w.charged else None
-            if prior is not None:
-                loc = stock.locs.get(prior[0])
-                if loc is not None:
-                    loc.apply(ln.ts, prior[1], self.rules.stock_lateness)
+    def on_order(self, o: Order, out: list[Alert], ticks: list[Tick], charged: list[Charged]) -> None:
+        """Charge this partition's lines of an order, count them, and check for a stock drain."""
+        self._advance(o.ts, out, ticks)
+        skus = self.state.skus
+        for line in o.lines:
+            # Every sku an order names is watched from then on (its insight checks too).
+            if line.sku not in skus:
+                skus[line.sku] = SkuWatch(o.ts)
+        if o.status == "cancelled":
+            self.book.cancel(o)
             return
-        if w.charged is None:
-            w.charged = {}
-        elif ln.order_id in w.charged:
-            return  # redelivered
-        loc_name = ln.location if ln.location is not None else stock.best_location()
-        loc_atp = 0
-        if loc_name is not None:
-            loc = stock.locs.get(loc_name)
-            if loc is not None:
-                loc.apply(ln.ts, -ln.qty, self.rules.stock_lateness)
-                loc_atp = loc.atp
-            w.charged[ln.order_id] = (loc_name, ln.qty, ln.ts)
-            charged.append(Charged(ln.ts, loc_name, ln.sku, ln.qty, ln.campaign_id, loc_atp))
-        stock.add_sale(ln.ts, ln.qty, self.rules.velocity_window)
-        win = w.window
-        if win is None:
-            win = w.window = MinuteWindow(self.horizon)
-        win.add(ln.ts, ln.qty, ln.campaign_id, loc_name, self.state.watermark)
-        self._check_drain(ln.sku, w, ln.ts, out)
+        charges = self.book.place(o)
+        if charges is None:
+            return  # seen before: the book took its stock once
+        for ch in charges:
+            w = skus[ch.sku]
+            if ch.location is not None:
+                charged.append(Charged(o.ts, ch.location, ch.sku, ch.qty, o.campaign_id, ch.atp))
+            win = w.window
+            if win is None:
+                win = w.window = MinuteWindow(self.horizon)
+            win.add(o.ts, ch.qty, o.campaign_id, ch.location, self.state.watermark)
+            self._check_drain(ch.sku, w, o.ts, out)
 
     # ---- rules ----
 
@@ -361,10 +387,6 @@ class Monitor:
             w = skus.get(sku)
             if w is None:
                 continue
-            if w.charged:
-                cut = now - self.rules.order_ttl
-                if any(ts < cut for _l, _q, ts in w.charged.values()):
-                    w.charged = {k: v for k, v in w.charged.items() if v[2] >= cut}
             self._insights(sku, w, now, out)
         st.round_pos = end
         if end >= len(names):

@@ -8,7 +8,10 @@ old paths to the new ones. This module is the one place that knows every format:
 - **legacy** (up to 555fb64, before the `stockguard.` namespace): classes under top-level
   `state.*`; `decide_triggers` wrote `(2, wall_ms, state)` (format 2) or the bare state
   (format 1), the other steps the bare state. Loaded with the names mapped below.
-- **3**: the envelope above, classes under `stockguard.state.*`.
+- **3**: the envelope above, classes under `stockguard.state.*`; written for three
+  commits only, before the one stock book changed the layout: refused.
+- **4**: the envelope; decision and monitor partitions keep their orders in one
+  `OrderLedger` (`state.inventory`). Legacy states are converted to it when loaded.
 
 Loading never leaves a half-read state behind: a snapshot of a newer format, of another
 step, of a class outside `stockguard.state`, that does not unpickle, or whose state lacks an
@@ -25,13 +28,18 @@ from typing import Any, Final, NamedTuple, TypeVar
 __all__ = ["FORMAT", "Snapshot", "SnapshotError", "dump", "load"]
 
 MAGIC: Final = "stockguard-snapshot"
-FORMAT: Final = 3
+FORMAT: Final = 4
 _LEGACY_DECIDE: Final = 2
+# Formats this code cannot read whole: the reason, said at the refusal.
+_UNREADABLE: Final = {3: "format 3 was written by a development build (de47bb8..fafcf3c) with an older layout"}
 
 # Top-level packages of the legacy layout, now subpackages of `stockguard`.
 _LEGACY_PACKAGES: Final = ("state", "config", "flows", "connectors")
-# Classes that moved to another module since they were first pickled: (module, name) -> new.
-_MOVED: Final[dict[tuple[str, str], tuple[str, str]]] = {}
+# Legacy classes read as another class today: (legacy module, name) -> (module, name).
+_LEGACY_CLASSES: Final = {
+    ("state.decision", "LedgerEntry"): ("stockguard.state.inventory", "LegacyLedgerEntry"),
+    ("state.monitor", "SkuWatch"): ("stockguard.state.monitor", "LegacySkuWatch"),
+}
 # What a snapshot may name besides our own state classes: containers and pickle's helpers.
 _ALLOWED: Final = frozenset(
     {
@@ -76,8 +84,7 @@ class _Unpickler(pickle.Unpickler):
         module = _PY2_NAMES.get(module, module)
         top = module.split(".", 1)[0]
         if top in _LEGACY_PACKAGES:
-            module = f"stockguard.{module}"
-        module, name = _MOVED.get((module, name), (module, name))
+            module, name = _LEGACY_CLASSES.get((module, name), (f"stockguard.{module}", name))
         if not module.startswith(_OURS) and (module, name) not in _ALLOWED:
             raise SnapshotError(f"the snapshot names {module}.{name}, which is not state of stockguard")
         return super().find_class(module, name)
@@ -120,6 +127,8 @@ def _unwrap(step: str, loaded: Any) -> Snapshot:
                 f"recovery store, step {step}: snapshot format {fmt!r} was written by a newer stockguard "
                 f"(this one reads up to {FORMAT}): run that version, or {_FIX}"
             )
+        if fmt in _UNREADABLE:
+            raise SnapshotError(f"recovery store, step {step}: {_UNREADABLE[fmt]}: {_FIX}")
         if written_by != step:
             raise SnapshotError(f"recovery store, step {step}: the snapshot belongs to step {written_by!r}: {_FIX}")
         return Snapshot(state, wall_ms, fmt)

@@ -8,7 +8,7 @@ from typing import Any
 from stockguard.config.settings import Settings
 from stockguard.state.campaigns import CampaignState, CampaignTracker
 from stockguard.state.models import parse_campaign, parse_click, parse_order, parse_product, parse_stock
-from stockguard.state.monitor import Alert, Monitor, MonitorState, OrderLineEvent
+from stockguard.state.monitor import Alert, Monitor, MonitorState
 from stockguard.state.surge import Charged, Tick
 from tests.helpers import HOUR, MIN, T0, level, order, product
 
@@ -35,9 +35,7 @@ class M:
         self.apply(parse_product(msg))
 
     def order(self, msg: dict[str, Any]) -> None:
-        o = parse_order(msg)
-        for ln in o.lines:
-            self.apply(OrderLineEvent(o.ts, o.order_id, o.status, o.campaign_id, ln.sku, ln.qty, ln.location))
+        self.apply(parse_order(msg))
 
     def view(self, sku: str, ts: int) -> None:
         self.apply(

@@ -13,7 +13,7 @@ import pytest
 from stockguard.state import snapshots
 from stockguard.state.campaigns import CampaignState
 from stockguard.state.decision import DecisionState
-from stockguard.state.monitor import MonitorState
+from stockguard.state.monitor import MonitorState, SkuWatch
 from stockguard.state.snapshots import SnapshotError
 from stockguard.state.surge import SurgeState
 
@@ -60,6 +60,30 @@ def test_every_step_of_a_store_written_before_the_namespace_loads(tmp_path: Path
         assert snap.format == (2 if step == "decide_triggers" else 1), (step, key)
     decide = snapshots.load("decide_triggers", snaps[("decide_triggers", "0")], DecisionState, DecisionState(0, 1))
     assert decide.wall_ms is not None and decide.state.skus and decide.state.decided
+    # The two fields of the legacy order ledger became the stock book's OrderLedger.
+    ledger = decide.state.ledger
+    assert ledger.orders and len(ledger.queue) == len(ledger.orders)
+    assert all(type(e) is tuple and type(e[1]) is tuple for e in ledger.orders.values())
+
+
+def test_a_legacy_monitor_moves_its_per_sku_charges_into_one_order_ledger(tmp_path: Path) -> None:
+    snaps = legacy_snaps(tmp_path)
+    orders = 0
+    for (step, _key), data in snaps.items():
+        if step != "monitor_skus":
+            continue
+        state = snapshots.load(step, data, MonitorState, MonitorState(0)).state
+        assert {type(w) for w in state.skus.values()} == {SkuWatch}
+        for _ts, charges, cancelled in state.ledger.orders.values():
+            assert not cancelled and all(sku in state.skus for sku, _loc, _qty in charges)
+        orders += len(state.ledger.orders)
+    assert orders > 50
+
+
+def test_a_store_of_the_development_format_3_is_refused_with_what_to_do() -> None:
+    data = pickle.dumps((snapshots.MAGIC, 3, "monitor_skus", 1, MonitorState(0)))
+    with pytest.raises(SnapshotError, match="format 3 .*new recovery store"):
+        snapshots.load("monitor_skus", data, MonitorState, MonitorState(0))
 
 
 def test_a_bare_legacy_decision_state_loads_as_format_1() -> None:
