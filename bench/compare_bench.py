@@ -1,7 +1,7 @@
 """stockguard against the hand-written confluent-kafka loop on the same broker and data.
 
     bash scripts/services.sh start-kafka
-    .venv/bin/python bench/compare_bench.py --events 300000
+    .venv/bin/python -m bench.compare_bench --events 300000
 
 Produces a backlog of events once (shared input topics), then lets each processor drain it
 from the beginning, one after the other, each writing to its own output topics:
@@ -30,13 +30,12 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import produce, report
+from bench.latency_bench import free_port, wait_ready
+from stockguard.config.settings import load_settings, topic_env
+from stockguard.live import create_topics
 
-from bench.common import produce, report  # noqa: E402
-from bench.latency_bench import free_port, wait_ready  # noqa: E402
-from stockguard.config.settings import load_settings, topic_env  # noqa: E402
-from stockguard.live import create_topics  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 T0 = 1764547200000
 LOCS = ["WH-PARIS", "WH-LYON"]
@@ -269,7 +268,7 @@ def main() -> int:
         flow.wait(30)
 
     loop = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "handwritten_loop.py"), "--idle", "3"],
+        [sys.executable, "-m", "bench.handwritten_loop", "--idle", "3"],
         env=envs["loop"],
         capture_output=True,
         text=True,
@@ -282,7 +281,7 @@ def main() -> int:
     qx: dict[str, bytes] = {}
     if Path(args.quix_python).exists():
         quix = subprocess.run(
-            [args.quix_python, str(ROOT / "bench" / "quix_peer.py"), "--expect", str(n_triggers)],
+            [args.quix_python, "-m", "bench.quix_peer", "--expect", str(n_triggers)],
             env=envs["quix"],
             capture_output=True,
             text=True,

@@ -6,7 +6,7 @@ decision partition, the sku monitor, the surge watcher, the campaign tracker), o
 produced with delivery callbacks. No recovery, no Bytewax: what stockguard's dataflow is
 measured against. Runs until `--idle` seconds pass without input.
 
-    .venv/bin/python bench/handwritten_loop.py   # settings from the environment, like stockguard
+    .venv/bin/python -m bench.handwritten_loop   # settings from the environment, like stockguard
 """
 
 from __future__ import annotations
@@ -15,31 +15,30 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.common import produce  # noqa: E402
-from stockguard.config.settings import Settings, load_settings  # noqa: E402
+from bench.common import produce
+from stockguard.config.settings import Settings, load_settings
 from stockguard.flows.encoding import (
-    Encoder,  # noqa: E402
-    wall_clock_ms,  # noqa: E402
+    Encoder,
+    wall_clock_ms,
 )
-from stockguard.flows.records import OutRecord, RawRecord  # noqa: E402
-from stockguard.flows.routing import CAMPAIGNS_KEY, Router, ToDecision, monitor_sku  # noqa: E402
-from stockguard.state.campaigns import CampaignState, CampaignTracker  # noqa: E402
-from stockguard.state.decision import Decider, DecisionState, Emit  # noqa: E402
-from stockguard.state.models import Campaign, Order, Product  # noqa: E402
-from stockguard.state.monitor import (  # noqa: E402
+from stockguard.flows.records import OutRecord, RawRecord
+from stockguard.flows.routing import CAMPAIGNS_KEY, MonitorEvent, Router, ToDecision, monitor_sku
+from stockguard.state.campaigns import CampaignState, CampaignTracker
+from stockguard.state.decision import Decider, DecisionState, Emit
+from stockguard.state.models import Campaign, Order, Product
+from stockguard.state.monitor import (
     Alert,
     Monitor,
     MonitorState,
-    monitor_partition_of,  # noqa: E402
+    monitor_partition_of,
 )
-from stockguard.state.surge import Charged, SurgeState, SurgeWatcher, Tick  # noqa: E402
+from stockguard.state.surge import Charged, SurgeState, SurgeWatcher, Tick
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Loop:
@@ -70,23 +69,23 @@ class Loop:
         surge_msgs: list[dict[str, Any]] = []
         views: list[dict[str, Any]] = []
         for item in self.router.route_batch(recs):
-            if type(item) is OutRecord:
+            if isinstance(item, OutRecord):
                 out.append(item)
                 continue
-            key, payload = item  # type: ignore[misc]
-            tp = type(payload)
-            if tp is ToDecision:
+            key, payload = item
+            if isinstance(payload, ToDecision):
                 self.deciders[payload.partition].apply(payload.event, emits)
             elif key != CAMPAIGNS_KEY:
-                j = monitor_partition_of(monitor_sku(payload), len(self.monitors))
-                self.monitors[j].apply(payload, alerts, ticks, charged)
-            else:
-                if tp is Order:
-                    self.campaigns.on_order(payload, views)
-                elif tp is Product:
-                    self.campaigns.on_product(payload, views)
-                elif tp is Campaign:
-                    self.campaigns.on_campaign(payload, views)
+                ev = cast(MonitorEvent, payload)
+                self.monitors[monitor_partition_of(monitor_sku(ev), len(self.monitors))].apply(
+                    ev, alerts, ticks, charged
+                )
+            elif isinstance(payload, Order):
+                self.campaigns.on_order(payload, views)
+            elif isinstance(payload, Product):
+                self.campaigns.on_product(payload, views)
+            elif isinstance(payload, Campaign):
+                self.campaigns.on_campaign(payload, views)
         for c in charged:
             self.surge.on_charged(c, surge_msgs)
         if ticks:

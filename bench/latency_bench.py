@@ -1,7 +1,7 @@
 """End-to-end decision latency through the real local Kafka, and sustained throughput.
 
     bash scripts/services.sh start-kafka
-    .venv/bin/python bench/latency_bench.py --seconds 30 --trigger-rate 2000 --background-rate 20000
+    .venv/bin/python -m bench.latency_bench --seconds 30 --trigger-rate 2000 --background-rate 20000
 
 Starts `stockguard run` on its own topics, a separate consumer process on the decision
 topics, then produces triggers at a fixed rate on top of background clickstream, stock and
@@ -29,12 +29,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import produce, report
+from stockguard.config.settings import Settings, load_settings, topic_env
+from stockguard.live import create_topics
 
-from bench.common import produce, report  # noqa: E402
-from stockguard.config.settings import Settings, load_settings, topic_env  # noqa: E402
-from stockguard.live import create_topics  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 T0 = 1764547200000
 SKUS = [f"SKU-{i:05d}" for i in range(2000)]

@@ -4,7 +4,7 @@ Runs in its own virtualenv (Quix Streams pins an older confluent-kafka than ours
 
     python3 -m venv /tmp/venv-quix
     /tmp/venv-quix/bin/pip install quixstreams==3.28.1 bytewax==0.21.1 redis==8.1.0 prometheus-client==0.26.0
-    /tmp/venv-quix/bin/python bench/quix_peer.py --expect N   # settings from the environment
+    /tmp/venv-quix/bin/python -m bench.quix_peer --expect N   # settings from the environment
 
 One Quix `Application`, a `StreamingDataFrame` per input topic (raw bytes in), and in each
 an `update` that feeds the message to the very same pure rule code as the hand-written
@@ -21,14 +21,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from quixstreams import Application
+
+from bench.handwritten_loop import Loop
+from stockguard.config.settings import load_settings
+from stockguard.flows.records import RawRecord
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from quixstreams import Application  # noqa: E402
-
-from bench.handwritten_loop import Loop  # noqa: E402
-from stockguard.config.settings import load_settings  # noqa: E402
-from stockguard.flows.records import RawRecord  # noqa: E402
 
 
 def main() -> int:

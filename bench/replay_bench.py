@@ -1,6 +1,6 @@
 """Replay throughput of the full rules at scale, peak RSS, state bytes per sku and customer.
 
-    .venv/bin/python bench/replay_bench.py --events 1000000 --skus 100000 --customers 1000000
+    .venv/bin/python -m bench.replay_bench --events 1000000 --skus 100000 --customers 1000000
 
 Generates a replay file (catalog and stock levels first, then clicks, triggers, orders and
 stock changes in realistic proportions), replays it through `stockguard replay` in a child
@@ -24,13 +24,12 @@ from typing import Any
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.common import report
+from stockguard.config.settings import Settings
+from stockguard.state.decision import Decider, DecisionState
+from stockguard.state.models import parse_order, parse_product, parse_stock, parse_trigger
 
-from bench.common import report  # noqa: E402
-from stockguard.config.settings import Settings  # noqa: E402
-from stockguard.state.decision import Decider, DecisionState  # noqa: E402
-from stockguard.state.models import parse_order, parse_product, parse_stock, parse_trigger  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 T0 = 1764547200000
 LOCS = ["WH-PARIS", "WH-LYON", "WH-LILLE"]

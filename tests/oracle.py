@@ -53,8 +53,8 @@ class RefStock:
             else:
                 self.deltas.setdefault(key, []).append((msg["ts"], msg["delta"]))
         elif topic == "catalog.products":
-            old = self.catalog.get(msg["sku"])
-            if old is None or msg["ts"] >= old["ts"]:
+            known = self.catalog.get(msg["sku"])
+            if known is None or msg["ts"] >= known["ts"]:
                 self.catalog[msg["sku"]] = msg
         elif topic == "shop.orders":
             oid = msg["order_id"]

@@ -216,9 +216,10 @@ class Reader:
     def _run(self) -> None:
         while not self._stop.is_set():
             for m in self.consumer.consume(1000, 0.2):
-                if m.error() is None and m.value() is not None:
+                topic, value = m.topic(), m.value()
+                if m.error() is None and topic is not None and value is not None:
                     with self.lock:
-                        self.records.append((self.kinds[m.topic()], orjson.loads(m.value())))
+                        self.records.append((self.kinds[topic], orjson.loads(value)))
         self.consumer.close()
 
     def snapshot(self) -> list[Record]:
@@ -289,7 +290,7 @@ def replay(settings: Settings, msgs: list[Message]) -> list[Record]:
     """Decide the messages with the broker-less flow in production order: the oracle."""
     out: list[OutRecord] = []
     recs = [RawRecord(t, k.encode() if k else None, v, 0, i) for i, (t, k, v) in enumerate(msgs)]
-    run_main(build_flow(settings, {"replay": TestingSource(recs)}, {"out": TestingSink(out)}))
+    run_main(build_flow(settings, {"replay": TestingSource(recs)}, {"out": TestingSink(out)}))  # type: ignore[no-untyped-call]
     t = settings.topics
     kinds = {t.approved: "approved", t.suppressed: "suppressed", t.retracted: "retracted"}
     return [(kinds[r.topic], orjson.loads(r.value)) for r in out if r.topic in kinds]

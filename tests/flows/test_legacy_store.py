@@ -32,7 +32,7 @@ def replay(day: Path, recovery: Path, out: Path) -> dict[str, list[dict[str, Any
         clock=lambda: 7,
         recovery=True,
     )
-    run_main(flow, epoch_interval=timedelta(seconds=10), recovery_config=RecoveryConfig(str(recovery)))
+    run_main(flow, epoch_interval=timedelta(seconds=10), recovery_config=RecoveryConfig(str(recovery)))  # type: ignore[no-untyped-call]
     return {p.stem: [orjson.loads(line) for line in p.read_bytes().splitlines()] for p in out.glob("*.jsonl")}
 
 

@@ -104,11 +104,11 @@ MONITORS = 3
 
 
 @st.composite
-def streams(draw: st.DrawFn) -> list[tuple[str, dict[str, Any] | str]]:
+def streams(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
     """Draw a stream of every event that moves stock, and some that only move the clocks."""
     n = draw(st.integers(min_value=1, max_value=80))
     ts = T0
-    out: list[tuple[str, dict[str, Any] | str]] = []
+    out: list[tuple[str, dict[str, Any]]] = []
     placed: list[dict[str, Any]] = []
     for i in range(n):
         ts += draw(st.sampled_from([0, 1, MIN, HOUR, 5 * HOUR, 3 * DAY, RULES.order_ttl]))
@@ -137,7 +137,8 @@ def streams(draw: st.DrawFn) -> list[tuple[str, dict[str, Any] | str]]:
         elif kind == "redeliver":
             out.append(("order", draw(st.sampled_from(placed)) | {"ts": ts}))
         elif kind == "cancel":
-            if placed and draw(st.booleans()):
+            seen: bool = draw(st.booleans())
+            if placed and seen:
                 msg = draw(st.sampled_from(placed))
             else:  # an order placed before our memory
                 where = draw(st.none() | st.sampled_from(LOCS))
@@ -167,7 +168,7 @@ def locations(s: SkuState | None) -> dict[str, int]:
 @settings(max_examples=300, deadline=None)
 @given(streams())
 def test_decisions_and_monitors_agree_on_atp_per_sku_and_location(
-    stream: list[tuple[str, dict[str, Any] | str]],
+    stream: list[tuple[str, dict[str, Any]]],
 ) -> None:
     rules = dataclasses.replace(RULES, sends_per_unit=2)
     decider = Decider(DecisionState(0, 1), rules, lambda: 0)
@@ -198,10 +199,10 @@ def test_decisions_and_monitors_agree_on_atp_per_sku_and_location(
             m.apply(ev, alerts, ticks, charged)
         for sku in SKUS:
             want = locations(decider.state.skus.get(sku))
-            whole = one.state.skus.get(sku)
-            part = many[monitor_partition_of(sku, MONITORS)].state.skus.get(sku)
-            assert locations(whole.stock if whole else None) == want, sku
-            assert locations(part.stock if part else None) == want, sku
+            in_one = one.state.skus.get(sku)
+            in_part = many[monitor_partition_of(sku, MONITORS)].state.skus.get(sku)
+            assert locations(in_one.stock if in_one else None) == want, sku
+            assert locations(in_part.stock if in_part else None) == want, sku
 
 
 def test_a_catalog_deletion_or_change_moves_no_stock() -> None:

@@ -23,7 +23,7 @@ from stockguard.cli import build_parser
 from stockguard.connectors.health import Health
 from stockguard.observability import JsonFormatter, customer_ref, start_health_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "ops" / "grafana" / "dashboards" / "stockguard.json"
 RULES = ROOT / "ops" / "prometheus" / "alerts.yml"
 METRIC = re.compile(r"\b(stockguard_[a-z_]+|up)\b")

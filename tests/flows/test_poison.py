@@ -32,7 +32,7 @@ def raw(topic: str, value: Any, key: str | None = None, offset: int = 0) -> RawR
 
 def run(records: list[RawRecord], settings: Settings = S) -> list[OutRecord]:
     out: list[OutRecord] = []
-    run_main(build_flow(settings, {"test": TestingSource(records)}, {"test": TestingSink(out)}, clock=lambda: 7))
+    run_main(build_flow(settings, {"test": TestingSource(records)}, {"test": TestingSink(out)}, clock=lambda: 7))  # type: ignore[no-untyped-call]
     return out
 
 

@@ -13,7 +13,7 @@ from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 from stockguard.config.settings import Settings
 from stockguard.flows.dataflow import build_flow
 from stockguard.flows.logics import DecideLogic
-from stockguard.flows.records import OutRecord, RawRecord
+from stockguard.flows.records import CampaignView, OutRecord, RawRecord, StockView
 from stockguard.state.decision import DecisionState
 from tests.helpers import MIN, T0, level, order, product, trigger
 
@@ -29,7 +29,7 @@ def raw(topic: str, value: Any, key: str | None = None, offset: int = 0) -> RawR
 def run(records: list[RawRecord], settings: Settings = S) -> list[OutRecord]:
     out: list[OutRecord] = []
     flow = build_flow(settings, {"test": TestingSource(records)}, {"test": TestingSink(out)}, clock=lambda: 7)
-    run_main(flow)
+    run_main(flow)  # type: ignore[no-untyped-call]
     return out
 
 
@@ -161,7 +161,7 @@ def test_decisions_do_not_depend_on_the_number_of_workers() -> None:
     one = decisions(run(recs, s4))
     out: list[OutRecord] = []
     flow = build_flow(s4, {"test": TestingSource(recs)}, {"test": TestingSink(out)}, clock=lambda: 7)
-    cluster_main(flow, [], 0, worker_count_per_proc=3)
+    cluster_main(flow, [], 0, worker_count_per_proc=3)  # type: ignore[no-untyped-call]
     assert decisions(out) == one
     assert len(out) == len(run(recs, s4))
 
@@ -199,3 +199,54 @@ def test_a_recovery_store_with_another_partition_count_is_refused_with_the_fix()
         DecideLogic(S.with_workers(1), lambda: 7, stored, keep_snapshots=True)
     resumed = DecideLogic(dataclasses.replace(S, decision_partitions=4), lambda: 7, stored, keep_snapshots=True)
     assert resumed.decider is not None and resumed.decider.state.partitions == 4
+
+
+def campaign_day() -> list[RawRecord]:
+    campaign = {
+        "campaign_id": "cm-42",
+        "ts": T0,
+        "name": "Cyber",
+        "start_ts": T0,
+        "end_ts": T0 + 60 * MIN,
+        "audience_size": 10,
+        "media_cost": 50.0,
+    }
+    return [
+        raw(TP.campaigns, campaign, key="cm-42"),
+        raw(TP.products, product("A", price=20.0, unit_cost=8.0)),
+        raw(TP.stock, level("A", 10)),
+        raw(TP.orders, order("o1", "c1", [("A", 2)], ts=T0 + MIN, campaign_id="cm-42")),
+        raw(TP.orders, order("o2", "c2", [("A", 1)], ts=T0 + 2 * MIN, campaign_id="cm-42")),
+        raw(TP.campaigns, campaign | {"end_ts": 0}, key="cm-42"),  # invalid: dead-lettered either way
+    ]
+
+
+def step_ids(flow: Any) -> set[str]:
+    return {s.step_id.split(".", 1)[1] for s in flow.substeps}
+
+
+def test_campaign_and_stock_views_reach_a_view_sink() -> None:
+    out: list[OutRecord] = []
+    views: list[StockView | CampaignView] = []
+    flow = build_flow(S, {"t": TestingSource(campaign_day())}, {"o": TestingSink(out)}, views=TestingSink(views))
+    run_main(flow)  # type: ignore[no-untyped-call]
+    last = [v.view for v in views if isinstance(v, CampaignView)][-1]
+    assert (last["campaign_id"], last["orders"], last["units"], last["revenue"]) == ("cm-42", 2, 3, 60.0)
+    assert [v.view["atp"] for v in views if isinstance(v, StockView)][-1] == 7
+    assert [orjson.loads(r.value)["topic"] for r in out if r.topic == TP.dlq] == [TP.campaigns]
+
+
+def test_without_a_view_sink_no_view_is_built_and_the_topics_are_the_same() -> None:
+    with_views = build_flow(S, {"t": TestingSource([])}, {"o": TestingSink([])}, views=TestingSink([]))
+    without = build_flow(S, {"t": TestingSource([])}, {"o": TestingSink([])})
+    assert {"track_campaigns", "split_campaigns", "split_views"} <= step_ids(with_views)
+    assert not {"track_campaigns", "split_campaigns", "split_views"} & step_ids(without)
+    # The output topics do not depend on who reads the views.
+    plain: list[OutRecord] = []
+    run_main(build_flow(S, {"t": TestingSource(campaign_day())}, {"o": TestingSink(plain)}, clock=lambda: 7))  # type: ignore[no-untyped-call]
+    viewed: list[OutRecord] = []
+    flow = build_flow(
+        S, {"t": TestingSource(campaign_day())}, {"o": TestingSink(viewed)}, views=TestingSink([]), clock=lambda: 7
+    )
+    run_main(flow)  # type: ignore[no-untyped-call]
+    assert [(r.topic, r.value) for r in plain] == [(r.topic, r.value) for r in viewed]
