@@ -1,16 +1,18 @@
 """Wire the decision dataflow: the same `build_flow` runs on Kafka, on files and in tests.
 
-    sources ─► route_events ─┬─► decide_triggers (decision partitions) ──────────────┬─► sinks
-                             ├─► dead letters ────────────────────────────────────────┤
-                             ├─► monitor_skus (sku partitions) ─┬─ drain, insights ───┤
-                             │                                  └─► watch_locations ──┘
-                             └─► track_campaigns ─► campaign views ─┬─► view sinks
-                                 decide_triggers, partition 0 ─► stock views ─┘ (Redis, gauges)
+    sources ─► route_events ─┬─► dead letters ──────────────────────────────────────────┐
+                             ├─► decide_triggers ◆ ─┬─ decisions, retractions ───────────┤
+                             │                      └─ stock views ¹ ──────► view sinks  │
+                             ├─► monitor_skus ◆ ─┬─ drain alerts, insights ──────────────┤
+                             │                   └─► watch_locations ◆ ─ surge alerts ───┤
+                             └─► track_campaigns ◆ ¹ ─ campaign views ─► view sinks      │
+                                                                                         ▼
+                                                                 count_outputs, write_<name>
 
-Sinks that are `FixedPartitionedSink`s (Kafka) receive `(key, record)` pairs routed by the
-message key, so per-key order holds; the others receive records.
-
-Step ids are recovery keys: never rename them.
+◆ stateful: step ids are recovery keys, never renamed. ¹ only for view sinks that read
+them. Sinks that are `FixedPartitionedSink`s (Kafka) receive `(key, record)` pairs routed
+by the message key, so per-key order holds; the others receive records. Every step id and
+the item on every edge: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -95,7 +97,21 @@ def build_flow(
 
     surges: Any = _unkey("unkey_surges", op.stateful_batch("watch_locations", to_locations, surge))
 
-    outputs: Any = op.merge("merge_outputs", decided, dead, split_ops.falses, surges)
+    outputs_in: list[Any] = [decided, dead, split_ops.falses, surges]
+    views_out: list[Any] = []
+    if view_sinks:
+
+        def campaigns(resume: bytes | None) -> CampaignLogic:
+            return CampaignLogic(settings, resume, recovery)
+
+        tracked: Any = _unkey("unkey_campaigns", op.stateful_batch("track_campaigns", to_campaigns.trues, campaigns))
+        # An event the tracker failed on is a dead letter like any other step's.
+        split_failed = op.branch("split_campaign_failures", tracked, lambda x: type(x) is OutRecord)
+        outputs_in.append(split_failed.trues)
+        views_out.append(split_failed.falses)
+        if stock_views:
+            views_out.insert(0, split_views.trues)
+    outputs: Any = op.merge("merge_outputs", *outputs_in)
     op.output("count_outputs", outputs, MetricsSink(settings))
     keyed_outputs: Any = None
     for name, sink in sinks.items():
@@ -105,16 +121,7 @@ def build_flow(
             op.output(f"write_{name}", keyed_outputs, sink)
         else:
             op.output(f"write_{name}", outputs, sink)
-    if view_sinks:
-
-        def campaigns(resume: bytes | None) -> CampaignLogic:
-            return CampaignLogic(settings, resume, recovery)
-
-        views_out: list[Any] = [
-            _unkey("unkey_campaigns", op.stateful_batch("track_campaigns", to_campaigns.trues, campaigns))
-        ]
-        if stock_views:
-            views_out.insert(0, split_views.trues)
+    if views_out:
         all_views: Any = views_out[0] if len(views_out) == 1 else op.merge("merge_views", *views_out)
         for i, vs in enumerate(view_sinks):
             op.output("write_views" if i == 0 else f"write_views_{i}", all_views, vs)

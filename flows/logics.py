@@ -12,7 +12,7 @@ its state-size gauges, and snapshots (only when recovery is on) in the one forma
 
 from __future__ import annotations
 
-import logging
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,8 +32,6 @@ from stockguard.state.monitor import Alert, Monitor, MonitorState, monitor_parti
 from stockguard.state.surge import Charged, SurgeState, SurgeWatcher, Tick
 
 __all__ = ["CampaignLogic", "DecideLogic", "JournalSource", "MonitorLogic", "SurgeLogic"]
-
-log = logging.getLogger(__name__)
 
 
 # (partition index, wall time in ms of the snapshot it resumed from, None for a partition
@@ -164,6 +162,7 @@ class MonitorLogic(StatefulBatchLogic[MonitorEvent, OutRecord | Charged | Tick, 
         self.monitor: Monitor | None = None
         if resume is not None:
             state = snapshots.load("monitor_skus", resume, MonitorState, MonitorState(0)).state
+            _check_monitor_partitions(state, settings.surge.monitor_partitions)
             self.monitor = Monitor(state, settings.rules, settings.surge)
 
     def on_batch(self, values: list[MonitorEvent]) -> tuple[Iterable[OutRecord | Charged | Tick], bool]:
@@ -196,6 +195,25 @@ class MonitorLogic(StatefulBatchLogic[MonitorEvent, OutRecord | Charged | Tick, 
         if not self.keep or self.monitor is None:
             return None
         return snapshots.dump("monitor_skus", self.monitor.state)
+
+
+def _check_monitor_partitions(state: MonitorState, partitions: int, sample: int = 1000) -> None:
+    """Refuse a monitor partition whose skus the router would now send elsewhere."""
+    skus = list(itertools.islice(state.skus, sample))
+    if all(monitor_partition_of(sku, partitions) == state.index for sku in skus):
+        return
+    # Skus would hash to other partitions: their ATP, windows and alerts would be split.
+    # Name the count the store was written with when enough skus tell it apart.
+    written = next(
+        (m for m in range(state.index + 1, 257) if all(monitor_partition_of(s, m) == state.index for s in skus)),
+        None,
+    )
+    written = written if len(skus) >= 20 else None
+    was = f"surge.monitor_partitions={written}" if written else "another surge.monitor_partitions"
+    raise RuntimeError(
+        f"the recovery store's monitor partition m{state.index} was written with {was}, this run has "
+        f"{partitions}: set it back (STOCKGUARD_SURGE__MONITOR_PARTITIONS) or start from a new recovery store"
+    )
 
 
 class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
@@ -242,7 +260,7 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
         return _snapshot(self.keep, "watch_locations", self.watcher.state)
 
 
-class CampaignLogic(StatefulBatchLogic[CampaignEvent, CampaignView, bytes | None]):
+class CampaignLogic(StatefulBatchLogic[CampaignEvent, CampaignView | OutRecord, bytes | None]):
     """Keep the live campaign view (one key: campaigns are few)."""
 
     def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
@@ -252,10 +270,12 @@ class CampaignLogic(StatefulBatchLogic[CampaignEvent, CampaignView, bytes | None
             state = snapshots.load("track_campaigns", resume, CampaignState, state).state
         self.tracker = CampaignTracker(state, settings.rules.order_ttl)
         self.gauges = StateGauges("track_campaigns")
+        self.encoder = Encoder(settings, wall_clock_ms)
 
-    def on_batch(self, values: list[CampaignEvent]) -> tuple[Iterable[CampaignView], bool]:
+    def on_batch(self, values: list[CampaignEvent]) -> tuple[Iterable[CampaignView | OutRecord], bool]:
         """Attribute orders and emit the views that changed."""
         views: list[dict[str, Any]] = []
+        failed: list[CampaignView | OutRecord] = []
         t = self.tracker
         for v in values:
             tp = type(v)
@@ -269,14 +289,13 @@ class CampaignLogic(StatefulBatchLogic[CampaignEvent, CampaignView, bytes | None
                 elif tp is Removed:
                     t.on_removed(v.key, views)  # type: ignore[union-attr]
             except Exception as exc:  # one bad event must not stop the campaign view
-                # The view is a read model with no output topic: say so, without the event
-                # itself (it may hold a customer id).
-                log.error("campaign view skipped a %s: %s: %s", tp.__name__, type(exc).__name__, exc)
+                failed.append(self.encoder.failed_event("track_campaigns", v, exc))
         st = t.state
         self.gauges.maybe_set(0, lambda: {"campaigns": len(st.meta), "orders": len(st.ledger)})
-        return ([CampaignView(v["campaign_id"], v) for v in views], StatefulBatchLogic.RETAIN)
+        failed.extend(CampaignView(v["campaign_id"], v) for v in views)
+        return (failed, StatefulBatchLogic.RETAIN)
 
-    def on_eof(self) -> tuple[Iterable[CampaignView], bool]:
+    def on_eof(self) -> tuple[Iterable[CampaignView | OutRecord], bool]:
         """Emit the final views of a finite stream (a replay)."""
         t = self.tracker
         st = t.state
