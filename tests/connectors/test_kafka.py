@@ -1,4 +1,4 @@
-"""The grouped Kafka source on librdkafka's mock cluster (fast; the real broker is in test_integration)."""
+"""The grouped Kafka source on librdkafka's mock cluster (fast; the real broker: tests/integration)."""
 
 from __future__ import annotations
 
