@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from stockguard.config.settings import RuleSettings
-from stockguard.state.inventory import OrderLedger, SkuState, StockBook
+from stockguard.state.inventory import Charge, OrderLedger, SkuState, StockBook
 from stockguard.state.journal import Recorded
 from stockguard.state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
 
@@ -129,7 +129,6 @@ class DecisionState:
             ledger = OrderLedger()
             ledger.orders = {oid: e.entry() for oid, e in d.pop("orders").items()}
             ledger.queue = d.pop("orders_q")
-            ledger.watermark = d.get("watermark", 0)
             d["ledger"] = ledger
         self.__dict__.update(d)
 
@@ -281,15 +280,19 @@ class Decider:
         st = self.state
         mine = partition_of(o.customer_id, st.partitions) == st.index
         if o.status == "placed":
-            charges = self.book.place(o)
-            if charges is None:
-                return  # seen before: the book took its stock once
             skus = st.skus
-            for ch in charges:
+            dirty = self.dirty
+
+            def after_line(ch: Charge) -> None:
+                # Line by line: a sku that sells out mid-order retracts on the stock as it
+                # stood then, before the order's later lines.
                 if ch.taken:
                     self._after_change(ch.sku, skus[ch.sku], o.ts, out)
-                elif self.dirty is not None:
-                    self.dirty.add(ch.sku)
+                elif dirty is not None:
+                    dirty.add(ch.sku)
+
+            if self.book.place(o, after_line) is None:
+                return  # seen before: the book took its stock once
             if mine:
                 c = self._customer(o.customer_id)
                 if c.orders is None:
@@ -632,6 +635,7 @@ class Decider:
         now = st.watermark
         _expire(st.decided_q, st.decided, now - rules.dedup_window)
         _expire(st.retracted_q, st.retracted, now - rules.retract_window)
+        self.book.expire(now)
         hour = now // _HOUR
         for b in [b for b in st.wheel if b <= hour]:
             for cid in st.wheel.pop(b):

@@ -1,7 +1,7 @@
 """The one stock book: ATP per sku and location from levels, adjustments and orders.
 
 The decision partitions and the sku monitors both keep ATP with `StockBook`, so the
-decisions and the surge/drain views can never disagree about it.
+decisions and the surge/drain views agree about it (but for the expiry below).
 
 ATP per (sku, location) = on_hand - reserved from the last `level`, plus the deltas
 (adjustments, orders, cancellations) with an event time after that level. A delta at or
@@ -17,8 +17,10 @@ hold no stock for is not taken (its first level will include it). A placed order
 charged once: a redelivery, or a placement after its cancellation, changes nothing. A
 cancellation gives the units back where they were taken, once; a cancellation of an
 order we never saw gives back only the lines that name their location. The book
-remembers an order `order_ttl` after its time, measured on the time of the orders it
-applies (so every book fed the same orders forgets them at the same point).
+remembers an order until its owner's clock passes `order_ttl` after it (`expire`): the
+decision partitions on every event they see, a monitor on the events of its skus. So
+the two agree on ATP except for an order event that arrives when one has forgotten the
+order and the other not, a week (`order_ttl`) after it.
 """
 
 from __future__ import annotations
@@ -266,13 +268,12 @@ class LegacyLedgerEntry:
 class OrderLedger:
     """Hold the orders a stock book has applied, each until `order_ttl` after its time."""
 
-    __slots__ = ("orders", "queue", "watermark")
+    __slots__ = ("orders", "queue")
 
     def __init__(self) -> None:
         self.orders: dict[str, LedgerEntry] = {}
-        # (ts, order_id) in arrival order, for expiry; the newest order time applied.
+        # (ts, order_id) in arrival order, for expiry.
         self.queue: deque[tuple[int, str]] = deque()
-        self.watermark = 0
 
     def add(self, order_id: str, entry: LedgerEntry) -> None:
         """Remember an order."""
@@ -280,10 +281,11 @@ class OrderLedger:
         self.queue.append((entry[0], order_id))
 
     def __getstate__(self) -> tuple[object, ...]:
-        return (self.orders, self.queue, self.watermark)
+        return (self.orders, self.queue)
 
     def __setstate__(self, s: tuple[object, ...]) -> None:
-        self.orders, self.queue, self.watermark = s  # type: ignore[assignment]
+        # A third item, an order clock, was written by development builds before 0967d5e+1.
+        self.orders, self.queue = s[:2]  # type: ignore[assignment]
 
 
 # The SkuState of a sku, created on first use; the event time asks for it.
@@ -315,10 +317,13 @@ class StockBook:
         else:
             loc.apply(ev.ts, ev.delta, self.lateness)  # type: ignore[union-attr]
 
-    def place(self, o: Order) -> list[Charge] | None:
-        """Take a placed order's units, line by line; None when the order was seen before."""
+    def place(self, o: Order, each: Callable[[Charge], None] | None = None) -> list[Charge] | None:
+        """Take a placed order's units, line by line; None when the order was seen before.
+
+        `each` sees every line's Charge right after it was applied, before the next line:
+        a line's effects (a retraction) see the stock as that line left it.
+        """
         ledger = self.ledger
-        self._advance(o.ts)
         if o.order_id in ledger.orders:
             return None  # a redelivered order must not take stock twice
         lookup = self.lookup
@@ -331,11 +336,14 @@ class StockBook:
             loc = s.locs.get(name) if name is not None else None
             if loc is None:
                 # A location we hold no stock for: its first level will include this order.
-                out.append(_new(Charge, (line.sku, line.qty, name, 0, False)))
-                continue
-            loc.apply(o.ts, -line.qty, self.lateness)
-            taken.append((line.sku, loc.name, line.qty))
-            out.append(_new(Charge, (line.sku, line.qty, loc.name, loc.atp, True)))
+                ch = _new(Charge, (line.sku, line.qty, name, 0, False))
+            else:
+                loc.apply(o.ts, -line.qty, self.lateness)
+                taken.append((line.sku, loc.name, line.qty))
+                ch = _new(Charge, (line.sku, line.qty, loc.name, loc.atp, True))
+            out.append(ch)
+            if each is not None:
+                each(ch)
         ledger.add(o.order_id, (o.ts, tuple(taken), False))
         return out
 
@@ -345,7 +353,6 @@ class StockBook:
         None when the order was cancelled before: a repeated cancellation changes nothing.
         """
         ledger = self.ledger
-        self._advance(o.ts)
         lookup = self.lookup
         given: list[str] = []
         entry = ledger.orders.get(o.order_id)
@@ -371,13 +378,10 @@ class StockBook:
                 given.append(line.sku)
         return given
 
-    def _advance(self, ts: int) -> None:
-        """Move the ledger's clock to an order's time; forget orders `order_ttl` older."""
+    def expire(self, now: int) -> None:
+        """Forget the orders older than `order_ttl` before `now`, the owner's clock."""
         ledger = self.ledger
-        if ts <= ledger.watermark:
-            return
-        ledger.watermark = ts
-        cut = ts - self.order_ttl
+        cut = now - self.order_ttl
         q = ledger.queue
         while q and q[0][0] < cut:
             _, oid = q.popleft()

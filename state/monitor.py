@@ -107,14 +107,13 @@ class MonitorState:
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         if "ledger" not in d:
-            d["ledger"] = _ledger_of_legacy(d["skus"], d.get("watermark", 0))
+            d["ledger"] = _ledger_of_legacy(d["skus"])
         self.__dict__.update(d)
 
 
-def _ledger_of_legacy(skus: dict[str, SkuWatch], watermark: int) -> OrderLedger:
+def _ledger_of_legacy(skus: dict[str, SkuWatch]) -> OrderLedger:
     """Gather the per-sku charges of a legacy snapshot into one order ledger, in place."""
     ledger = OrderLedger()
-    ledger.watermark = watermark
     orders: dict[str, tuple[int, list[tuple[str, str, int]]]] = {}
     for sku, w in list(skus.items()):
         if type(w) is not LegacySkuWatch:
@@ -163,6 +162,8 @@ class Monitor:
             return
         if ts // MINUTE > st.watermark // MINUTE:
             ticks.append(Tick(ts))
+            # Orders are forgotten on this partition's clock, a minute at a time.
+            self.book.expire(ts)
         st.watermark = ts
         if ts >= st.next_sweep:
             st.next_sweep = (ts // _SWEEP + 1) * _SWEEP

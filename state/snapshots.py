@@ -85,9 +85,14 @@ class _Unpickler(pickle.Unpickler):
         top = module.split(".", 1)[0]
         if top in _LEGACY_PACKAGES:
             module, name = _LEGACY_CLASSES.get((module, name), (f"stockguard.{module}", name))
-        if not module.startswith(_OURS) and (module, name) not in _ALLOWED:
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        # Only a class defined in our state modules: not a function, not a dotted path
+        # (`pickle.loads` reached through a module that imports pickle).
+        found = super().find_class(module, name) if module.startswith(_OURS) and "." not in name else None
+        if not isinstance(found, type) or not found.__module__.startswith(_OURS):
             raise SnapshotError(f"the snapshot names {module}.{name}, which is not state of stockguard")
-        return super().find_class(module, name)
+        return found
 
 
 def load(step: str, data: bytes, expected: type[T], template: T) -> Snapshot:

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Build from this venv's setuptools, without asking an index anything.
+OFFLINE = ("--no-deps", "--no-build-isolation", "--no-index", "--disable-pip-version-check", "-q")
 
 
 def docker_context() -> Callable[[str, list[str]], set[str]]:
@@ -43,7 +45,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp / "src"
     # symlinks=True: the tree as git holds it, stockguard/state -> ../state and so on.
     shutil.copytree(ROOT, src, symlinks=True, ignore=docker_context())
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist", src)
+    run(sys.executable, "-m", "pip", "wheel", *OFFLINE, "-w", tmp / "dist", src)
     (whl,) = (tmp / "dist").glob("stockguard-*.whl")
     return whl
 
@@ -69,7 +71,7 @@ def stand_in_config(tmp: Path) -> Path:
         '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
         '[project]\nname = "config"\nversion = "0.5.1"\n[tool.setuptools]\npackages = ["config"]\n'
     )
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist", src)
+    run(sys.executable, "-m", "pip", "wheel", *OFFLINE, "-w", tmp / "dist", src)
     (whl,) = (tmp / "dist").glob("config-*.whl")
     return whl
 

@@ -127,6 +127,15 @@ def test_a_truncated_snapshot_is_refused() -> None:
         snapshots.load("decide_triggers", data[: len(data) // 2], DecisionState, DecisionState(0, 1))
 
 
+def test_a_function_reached_through_one_of_our_modules_is_refused_before_it_runs() -> None:
+    # pickle's own GLOBAL opcode, by hand: "stockguard.state.snapshots" + "pickle.loads" would
+    # resolve to the unrestricted loader, which could then run anything.
+    for module, name in (("stockguard.state.snapshots", "pickle.loads"), ("stockguard.state.snapshots", "dump")):
+        evil = b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n."
+        with pytest.raises(SnapshotError, match="which is not state of stockguard"):
+            snapshots.load("decide_triggers", evil, DecisionState, DecisionState(0, 1))
+
+
 def test_a_snapshot_naming_anything_but_our_state_is_refused_before_it_runs() -> None:
     # A tampered store must not get to call arbitrary functions while unpickling.
     evil = pickle.dumps((snapshots.MAGIC, snapshots.FORMAT, "decide_triggers", None, os.getcwd))
