@@ -15,6 +15,7 @@ Durations are integers of milliseconds, or strings with a unit: `250ms`, `30s`, 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tomllib
@@ -26,14 +27,20 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BrazeSettings",
     "DlqSettings",
+    "Ga4Settings",
+    "GatewaySettings",
     "InputSettings",
+    "KlaviyoSettings",
     "KafkaSettings",
     "RedisSettings",
     "RuleSettings",
     "SecretStr",
     "Settings",
     "SettingsError",
+    "ShopifySettings",
+    "StripeSettings",
     "SurgeSettings",
     "TopicSettings",
     "load_settings",
@@ -286,6 +293,83 @@ class RedisSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Serve the webhooks of the shop's own systems (`stockguard gateway`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Larger bodies are refused (413) before they are read whole.
+    max_body: int = 1_048_576
+    # How long a webhook waits for Kafka to acknowledge its records before a 503.
+    produce_timeout: int = _duration(5_000)
+    # Retry-After of a 503 (seconds, rounded up).
+    retry_after: int = _duration(5_000)
+    # A redelivered webhook (same dedup key) within this window maps to nothing new.
+    dedup_window: int = _duration(24 * _H)
+    # Where dedup keys and the Shopify inventory-item map live: "redis" (redis.url, kept
+    # across restarts and shared by gateway processes) or "memory" (this process only).
+    state: str = "redis"
+    # Bearer of /v1/* (the send-time check) and /metrics when set.
+    api_token: SecretStr = field(default_factory=lambda: SecretStr(""))
+
+
+@dataclass(frozen=True, slots=True)
+class ShopifySettings:
+    """Map Shopify webhooks."""
+
+    webhook_secret: SecretStr = field(default_factory=lambda: SecretStr(""))
+    # Shopify location id -> our location name, e.g. {"905684977": "WH-PARIS"}.
+    locations: Mapping[str, str] = field(default_factory=dict)
+    # The product option whose value is the size.
+    size_option: str = "Size"
+
+
+@dataclass(frozen=True, slots=True)
+class StripeSettings:
+    """Verify Stripe webhooks and fetch checkout line items."""
+
+    webhook_secret: SecretStr = field(default_factory=lambda: SecretStr(""))
+    # Largest age of a signature's timestamp.
+    tolerance: int = _duration(300_000)
+    api_base: str = "https://api.stripe.com"
+    api_key: SecretStr = field(default_factory=lambda: SecretStr(""))
+    # Longest wait for Stripe's API before the webhook is answered 503 (Stripe retries).
+    api_timeout: int = _duration(10_000)
+    # campaign_id of the cart-abandonment triggers made from expired checkouts.
+    abandonment_campaign: str = "stripe-abandonment"
+
+
+@dataclass(frozen=True, slots=True)
+class KlaviyoSettings:
+    """Take Klaviyo flow webhooks."""
+
+    webhook_token: SecretStr = field(default_factory=lambda: SecretStr(""))
+    # Klaviyo sends a flow webhook only to profiles its flow filters allowed.
+    consent_default: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BrazeSettings:
+    """Take Braze webhooks."""
+
+    webhook_token: SecretStr = field(default_factory=lambda: SecretStr(""))
+    consent_default: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Ga4Settings:
+    """Take GA4 Measurement Protocol events and BigQuery exports."""
+
+    api_secret: SecretStr = field(default_factory=lambda: SecretStr(""))
+    # Which item field holds our sku: "item_id" or "item_variant".
+    sku_field: str = "item_id"
+
+    def __post_init__(self) -> None:
+        if self.sku_field not in ("item_id", "item_variant"):
+            raise SettingsError("ga4.sku_field must be item_id or item_variant")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Configure one stockguard process."""
 
@@ -296,6 +380,12 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     input: InputSettings = field(default_factory=InputSettings)
     dlq: DlqSettings = field(default_factory=DlqSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    shopify: ShopifySettings = field(default_factory=ShopifySettings)
+    stripe: StripeSettings = field(default_factory=StripeSettings)
+    klaviyo: KlaviyoSettings = field(default_factory=KlaviyoSettings)
+    braze: BrazeSettings = field(default_factory=BrazeSettings)
+    ga4: Ga4Settings = field(default_factory=Ga4Settings)
     # Logical decision partitions: fixed, so decisions never depend on workers. 0 (auto):
     # one per worker of the run, so one process broadcasts product state to one replica.
     decision_partitions: int = 0
@@ -382,11 +472,35 @@ def _build(cls: type[Any], data: Mapping[str, Any], path: str) -> Any:
             if not isinstance(value, Mapping):
                 raise SettingsError(f"{path}{key}: expected a table")
             kwargs[key] = _build(tp, value, f"{path}{key}.")
-        elif key == "properties":
-            kwargs[key] = types.MappingProxyType({str(k): str(v) for k, v in value.items()})
+        elif key == "properties" or _is_mapping(tp):
+            kwargs[key] = types.MappingProxyType(_mapping(f"{path}{key}", value))
         else:
             kwargs[key] = _coerce(f"{path}{key}", tp, value, bool(f.metadata.get("duration")))
     return cls(**kwargs)
+
+
+def _is_mapping(tp: Any) -> bool:
+    return typing.get_origin(tp) in (Mapping, dict) or tp in (Mapping, dict)
+
+
+def _mapping(name: str, value: Any) -> dict[str, str]:
+    """Read a table: a TOML table, or from the environment `k=v,k=v` or a JSON object."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise SettingsError(f"{name}: expected a JSON object or k=v,k=v") from None
+        else:
+            pairs = [p for p in text.split(",") if p.strip()]
+            if not all("=" in p for p in pairs):
+                raise SettingsError(f"{name}: expected a JSON object or k=v,k=v")
+            value = dict(p.split("=", 1) for p in pairs)
+            value = {k.strip(): v.strip() for k, v in value.items()}
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"{name}: expected a table")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from stockguard.flows.records import CampaignView, StockView
 
@@ -20,6 +20,9 @@ __all__ = [
     "CONSUMER_LAG",
     "DELIVERY_FAILURES",
     "EVENTS_READ",
+    "GATEWAY_LATENCY",
+    "GATEWAY_RECORDS",
+    "GATEWAY_REQUESTS",
     "JOURNAL_RECORDS",
     "KAFKA_UP",
     "REDIS_ERRORS",
@@ -38,6 +41,20 @@ JOURNAL_RECORDS = Counter(
 KAFKA_UP = Gauge("stockguard_kafka_up", "1 while the Kafka brokers answer this process, 0 during an outage")
 REDIS_ERRORS = Counter("stockguard_redis_errors", "Failed writes of the Redis read model (retried)")
 REDIS_WRITES = Counter("stockguard_redis_view_writes", "Keys written to the Redis read model")
+GATEWAY_REQUESTS = Counter(
+    "stockguard_gateway_requests",
+    "Webhook requests answered by the gateway, by system and outcome",
+    ["system", "outcome"],
+)
+GATEWAY_LATENCY = Histogram(
+    "stockguard_gateway_request_seconds",
+    "Time from a webhook's arrival to its answer (2xx only after Kafka acknowledged)",
+    ["system"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+GATEWAY_RECORDS = Counter(
+    "stockguard_gateway_records", "Records the gateway produced, by system and input", ["system", "input"]
+)
 
 
 _FIELDS = {

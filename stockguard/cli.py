@@ -126,6 +126,14 @@ def cmd_loadgen(args: argparse.Namespace, settings: Settings) -> int:
     return run_loadgen(settings, seed=args.seed, speed=args.speed, loops=args.loops, hours=args.hours)
 
 
+def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the shop systems' webhooks into the input topics."""
+    from stockguard.gateway import run_gateway
+
+    run_gateway(settings)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print every setting, its value (secrets masked) and its env var."""
     rows = describe(settings)
@@ -177,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--loops", type=int, default=1, help="days to produce (default 1)")
     lg.add_argument("--config", dest="sub_config", help="TOML settings file")
     lg.set_defaults(func=cmd_loadgen)
+
+    gw = sub.add_parser("gateway", help="serve Shopify, Stripe, Klaviyo, Braze and GA4 webhooks into Kafka")
+    gw.add_argument("--config", dest="sub_config", help="TOML settings file")
+    gw.set_defaults(func=cmd_gateway)
 
     c = sub.add_parser("config", help="show the effective settings and their env vars")
     c.add_argument("--config", dest="sub_config", help="TOML settings file")

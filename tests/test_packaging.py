@@ -82,6 +82,8 @@ def test_the_wheel_holds_only_the_stockguard_package(wheel: Path) -> None:
     assert tops == {"stockguard"}
     for sub in ("config", "state", "flows", "connectors", "sim"):
         assert f"stockguard/{sub}/__init__.py" in names
+    # The gateway serves its OpenAPI document from the package.
+    assert "stockguard/connectors/gateway/openapi.json" in names
 
 
 def test_every_module_imports_from_the_wheel_in_a_venv_that_holds_pypis_config(wheel: Path, tmp_path: Path) -> None:
