@@ -134,6 +134,26 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Turn a vendor's recorded export into a replay file."""
+    from stockguard.imports import import_ga4
+
+    paths = [Path(p) for p in args.inputs]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"stockguard import: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    rejects = Path(args.rejects) if args.rejects else out.with_name(out.stem + ".rejects.jsonl")
+    stats = import_ga4(settings, paths, out, rejects)
+    rows = [("export rows read", f"{stats.rows:,}"), ("events skipped (names we do not use)", f"{stats.skipped:,}")]
+    rows += [(f"messages to {topic}", f"{n:,}") for topic, n in sorted(stats.written.items())]
+    rows.append(("rows rejected", f"{stats.rejected:,}" + (f" (see {rejects})" if stats.rejected else "")))
+    print_table(rows)
+    print(f"replay file: {out}   (stockguard replay {out} --out DIR)")
+    return 1 if stats.rows and stats.rejected == stats.rows else 0
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print every setting, its value (secrets masked) and its env var."""
     rows = describe(settings)
@@ -189,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     gw = sub.add_parser("gateway", help="serve Shopify, Stripe, Klaviyo, Braze and GA4 webhooks into Kafka")
     gw.add_argument("--config", dest="sub_config", help="TOML settings file")
     gw.set_defaults(func=cmd_gateway)
+
+    im = sub.add_parser("import", help="turn a recorded GA4 BigQuery export into a replay file")
+    im.add_argument("system", choices=["ga4"], help="whose export: ga4 (bq extract, NEWLINE_DELIMITED_JSON)")
+    im.add_argument("inputs", nargs="+", help="export files (JSON lines, .gz too), in any order")
+    im.add_argument("--out", required=True, help="the replay file to write, sorted by event time")
+    im.add_argument("--rejects", help="rows that cannot be mapped, with reasons (default OUT.rejects.jsonl)")
+    im.add_argument("--config", dest="sub_config", help="TOML settings file")
+    im.set_defaults(func=cmd_import)
 
     c = sub.add_parser("config", help="show the effective settings and their env vars")
     c.add_argument("--config", dest="sub_config", help="TOML settings file")
