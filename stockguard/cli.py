@@ -81,6 +81,10 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Run the embedded Cyber Monday simulation through the dataflow, no broker needed."""
+    if args.via_gateway:
+        from stockguard.via_gateway import run_demo_via_gateway
+
+        return run_demo_via_gateway(settings, seed=args.seed, speed=args.speed, out_dir=args.out, hours=args.hours)
     from stockguard.demo import run_demo
 
     return run_demo(settings, seed=args.seed, speed=args.speed, out_dir=args.out, hours=args.hours)
@@ -121,9 +125,18 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_loadgen(args: argparse.Namespace, settings: Settings) -> int:
     """Produce simulated days to Kafka."""
+    if args.via_gateway:
+        from stockguard.via_gateway import run_loadgen_via_gateway
+
+        speed = 1.0 if args.speed is None else args.speed
+        return run_loadgen_via_gateway(
+            settings, args.via_gateway, seed=args.seed, speed=speed, hours=args.hours, stripe_port=args.stripe_port
+        )
     from stockguard.loadgen import run_loadgen
 
-    return run_loadgen(settings, seed=args.seed, speed=args.speed, loops=args.loops, hours=args.hours)
+    return run_loadgen(
+        settings, seed=args.seed, speed=60.0 if args.speed is None else args.speed, loops=args.loops, hours=args.hours
+    )
 
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
@@ -181,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--speed", type=float, default=1440.0, help="event time per wall time (default 1440: 24 h in 60 s)")
     d.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
     d.add_argument("--out", default="out/demo", help="directory for <topic>.jsonl outputs (default out/demo)")
+    d.add_argument(
+        "--via-gateway",
+        action="store_true",
+        help="send the day as signed Shopify/Stripe/Klaviyo/Braze/GA4 webhooks through an in-process gateway",
+    )
     d.add_argument("--config", dest="sub_config", help="TOML settings file")
     d.set_defaults(func=cmd_demo)
 
@@ -200,9 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     lg = sub.add_parser("loadgen", help="produce the demo simulator's events to Kafka")
     lg.add_argument("--seed", type=int, default=42, help="simulation seed (default 42)")
-    lg.add_argument("--speed", type=float, default=60.0, help="event time per wall time (default 60)")
+    lg.add_argument("--speed", type=float, help="event time per wall time (default 60; 1 with --via-gateway)")
     lg.add_argument("--hours", type=float, default=24.0, help="simulated hours per day (default 24)")
     lg.add_argument("--loops", type=int, default=1, help="days to produce (default 1)")
+    lg.add_argument("--via-gateway", metavar="URL", help="send the day as signed webhooks to the gateway at URL")
+    lg.add_argument(
+        "--stripe-port", type=int, default=12111, help="port of the day's fake Stripe API (gateway's stripe.api_base)"
+    )
     lg.add_argument("--config", dest="sub_config", help="TOML settings file")
     lg.set_defaults(func=cmd_loadgen)
 

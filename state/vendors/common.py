@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple
 
 from stockguard.state.models import (
@@ -32,6 +32,10 @@ __all__ = [
 
 # The input topics a mapper writes to, by their TopicSettings field name.
 TOPIC_KINDS: Final = ("clickstream", "stock", "orders", "products", "triggers")
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
 
 
 class MappingError(ValueError):
@@ -82,7 +86,7 @@ def iso_ms(v: Any, where: str) -> int:
         raise MappingError(f"{where}: not an ISO-8601 time ({v[:40]!r})") from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)  # a time without offset is taken as UTC
-    ms = int(t.timestamp() * 1000)
+    ms = (t - _EPOCH) // _MS  # exact: a float timestamp can lose the last millisecond
     if not TS_MIN <= ms < TS_MAX:
         raise MappingError(f"{where}: {v[:40]!r} is out of range")
     return ms
