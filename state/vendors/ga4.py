@@ -138,7 +138,7 @@ def _event(
 
 
 def _used(name: Any) -> bool:
-    return name == "purchase" or name in CLICKS
+    return isinstance(name, str) and (name == "purchase" or name in CLICKS)
 
 
 def collect(body: Any, arrived_ms: int, sku_field: str) -> Mapped:

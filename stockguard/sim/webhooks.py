@@ -38,7 +38,7 @@ from stockguard.config.settings import Settings
 from stockguard.state.models import ContractError, checked_click, checked_order, checked_stock, checked_trigger
 from stockguard.state.vendors.ga4 import CLICKS
 
-__all__ = ["Passthrough", "Request", "WebhookDay", "shopify_locations"]
+__all__ = ["Passthrough", "Request", "WebhookDay", "one_in", "shopify_locations"]
 
 TOKEN_HEADER: Final = "X-Stockguard-Token"  # noqa: S105 - a header name
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,7 +84,8 @@ def _iso(ts: int) -> str:
     return (_EPOCH + timedelta(milliseconds=ts)).isoformat(timespec="milliseconds")
 
 
-def _one_in(key: str, n: int) -> bool:
+def one_in(key: str, n: int) -> bool:
+    """Tell whether `key` falls in the one-in-`n` share (stable across runs)."""
     return hashlib.blake2b(key.encode(), digest_size=4).digest()[0] % n == 0
 
 
@@ -174,7 +175,7 @@ class WebhookDay:
         elif topic == "shop.orders":
             yield from self._order(value)
         elif topic == "marketing.triggers":
-            system = "braze" if _one_in(value["trigger_id"], 4) else "klaviyo"
+            system = "braze" if one_in(value["trigger_id"], 4) else "klaviyo"
             body = {k: value[k] for k in ("trigger_id", "campaign_id", "kind", "customer_id", "skus")}
             body["channel"] = value.get("channel") or "email"
             body["consent"] = value.get("consent", True)
@@ -233,7 +234,7 @@ class WebhookDay:
         oid = value["order_id"]
         placed = value["status"] == "placed"
         locations = {ln.get("location") for ln in value["lines"]}
-        if placed and locations == {None} and _one_in(oid, 5):
+        if placed and locations == {None} and one_in(oid, 5):
             yield self._checkout(value)
             return
         if not placed and oid in self._stripe_orders:

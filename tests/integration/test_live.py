@@ -9,6 +9,7 @@ non-binding because the order of triggers *across* partitions is not defined.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -85,11 +86,13 @@ def isolated(services: Services, **extra: str) -> tuple[Settings, dict[str, str]
     return settings, env
 
 
-def phases(seed: int = 5) -> list[list[Message]]:
+def phases(seed: int = 5, start_ts: int | None = None) -> list[list[Message]]:
     """Split a small simulated day into dependency-ordered phases."""
     cfg = SimConfig(
         seed=seed, hours=3.0, skus=60, customers=400, events_per_hour=1500, campaign_start_h=1.25, campaign_hours=1.0
     )
+    if start_ts is not None:
+        cfg = dataclasses.replace(cfg, start_ts=start_ts)
     a: list[Message] = []
     b: list[Message] = []
     c: list[Message] = []

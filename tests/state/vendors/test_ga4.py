@@ -130,3 +130,10 @@ def test_a_purchase_without_transaction_is_a_mapping_error() -> None:
 def test_a_click_event_without_items_is_skipped() -> None:
     row = dict(export_rows()[2], items=[])
     assert ga4.export_row(row, "item_id") == ga4.Mapped([], 1)
+
+
+def test_an_event_name_that_is_not_text_is_skipped_not_a_crash() -> None:
+    # Found by the gateway's fuzz test: a list as a name made the lookup raise TypeError.
+    body = {"client_id": "c", "events": [{"name": [], "params": {}}, {"name": {"a": 1}}]}
+    assert ga4.collect(body, 1, "item_id") == ga4.Mapped([], 2)
+    assert ga4.export_row({"event_name": ["view_item"]}, "item_id") == ga4.Mapped([], 1)
