@@ -300,8 +300,9 @@ class GatewaySettings:
     port: int = 8080
     # Larger bodies are refused (413) before they are read whole.
     max_body: int = 1_048_576
-    # How long a webhook waits for Kafka to acknowledge its records before a 503.
-    produce_timeout: int = _duration(5_000)
+    # How long a webhook waits for Kafka to acknowledge its records before a 503. Below
+    # Shopify's 5 s: a sender that gives up first counts the delivery as failed anyway.
+    produce_timeout: int = _duration(3_000)
     # Retry-After of a 503 (seconds, rounded up).
     retry_after: int = _duration(5_000)
     # A redelivered webhook (same dedup key) within this window maps to nothing new.
@@ -309,7 +310,7 @@ class GatewaySettings:
     # Where dedup keys and the Shopify inventory-item map live: "redis" (redis.url, kept
     # across restarts and shared by gateway processes) or "memory" (this process only).
     state: str = "redis"
-    # Bearer of /v1/* (the send-time check) and /metrics when set.
+    # The token of the send-time check (/v1/*, issue 13); not used by the webhooks.
     api_token: SecretStr = field(default_factory=lambda: SecretStr(""))
 
 

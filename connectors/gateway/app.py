@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 from aiohttp import web
@@ -48,6 +48,7 @@ from stockguard.state.vendors.common import MappingError, Out, stable_id, valida
 __all__ = ["OPENAPI", "SYSTEMS", "Gateway", "build_app"]
 
 log = logging.getLogger("stockguard.gateway")
+T = TypeVar("T")
 
 SYSTEMS: Final = ("shopify", "stripe", "klaviyo", "braze", "ga4")
 OPENAPI: Final = Path(__file__).with_name("openapi.json")
@@ -115,7 +116,9 @@ class Gateway:
         self.retry_after = str(max(1, math.ceil(g.retry_after / 1000)))
         # librdkafka may deliver a record until message.timeout.ms: the claim outlives it.
         self.pending_ms = settings.kafka.outage_tolerance + g.produce_timeout + 60_000
-        self.inflight: dict[str, asyncio.Task[bool]] = {}
+        # Per dedup key being delivered: Kafka's verdict, awaited by the request and its retries.
+        self.inflight: dict[str, asyncio.Future[bool]] = {}
+        self.settling: set[asyncio.Task[None]] = set()
         self.limits = settings.input
         t = settings.topics
         self.topics = {kind: getattr(t, kind) for kind in ("clickstream", "stock", "orders", "products", "triggers")}
@@ -165,7 +168,8 @@ class Gateway:
 
     async def deliver(self, system: str, mapped: Mapped, raw: bytes) -> web.Response:
         """Claim the dedup key, produce, and answer once Kafka acknowledged (or 503)."""
-        key = mapped.key
+        # Stored hashed: a sender's id may hold a customer id, which never becomes a Redis key.
+        key = stable_id("dedup", mapped.key)
         task = self.inflight.get(key)
         first = task is None
         if task is None:
@@ -179,8 +183,12 @@ class Gateway:
             if claim == "pending":
                 raise self.unavailable("an earlier delivery of this webhook is still unconfirmed")
             records = self.records(system, mapped, raw)
-            fut = self.publisher.publish(asyncio.get_running_loop(), records)
-            task = self.inflight[key] = asyncio.ensure_future(self._settle(key, fut))
+            loop = asyncio.get_running_loop()
+            fut = self.publisher.publish(loop, records)
+            task = self.inflight[key] = loop.create_future()
+            settling = asyncio.ensure_future(self._settle(key, fut, task))
+            self.settling.add(settling)
+            settling.add_done_callback(self.settling.discard)
             n = len(records)
         else:
             n = 0
@@ -201,14 +209,20 @@ class Gateway:
             GATEWAY_RECORDS.labels(system, out.kind).inc()
         return self.ok("accepted", n)
 
-    async def _settle(self, key: str, fut: asyncio.Future[None]) -> bool:
-        """Wait for Kafka's verdict on a key's records, then remember or release the key."""
+    async def _settle(self, key: str, fut: asyncio.Future[None], verdict: asyncio.Future[bool]) -> None:
+        """Pass on Kafka's verdict on a key's records, then remember or release the key.
+
+        The answer goes out with the verdict, not after the store's write: until `done` is
+        written the key is still claimed, so a retry meanwhile is told to come back (503),
+        never produced again.
+        """
         try:
             await fut
             ok = True
         except NotTaken as exc:
             log.warning("gateway records not taken by Kafka", extra={"sg_error": str(exc)[:200]})
             ok = False
+        verdict.set_result(ok)
         try:
             if ok:
                 await self.store.done(key, self.s.gateway.dedup_window)
@@ -218,7 +232,6 @@ class Gateway:
             log.warning("gateway store unavailable", extra={"sg_error": type(exc).__name__})
         finally:
             self.inflight.pop(key, None)
-        return ok
 
     def unavailable(self, reason: str) -> Answer:
         """Build the 503 that makes the sender retry."""
@@ -260,17 +273,25 @@ class Gateway:
                 mapped.outs = [shopify.order(body, topic, cfg.locations, event)]
             elif topic == "inventory_levels/update":
                 item = str(body.get("inventory_item_id")) if isinstance(body, dict) else ""
-                known = await self.store.skus_of([item]) if item else {}
+                known = await self.sku_map(self.store.skus_of([item])) if item else {}
                 mapped.outs = [shopify.inventory_level(body, known, cfg.locations, event)]
             elif topic in SHOPIFY_PRODUCTS:
                 mapped.outs = shopify.products(body, cfg.size_option)
                 # Learned before the answer: a level that follows finds its sku.
-                await self.store.learn_skus(shopify.inventory_items(body))
+                await self.sku_map(self.store.learn_skus(shopify.inventory_items(body)))
             else:
                 return self.ignored()
         except MappingError as exc:
             mapped.error = f"{topic}: {exc}"
         return await self.deliver("shopify", mapped, raw)
+
+    async def sku_map(self, op: Awaitable[T]) -> T:
+        """Read or write Shopify's sku map; a store that does not answer is a 503 (retried)."""
+        try:
+            return await op
+        except Exception as exc:
+            log.warning("gateway store unavailable", extra={"sg_system": "shopify", "sg_error": type(exc).__name__})
+            raise self.unavailable("the sku map store does not answer") from None
 
     async def stripe(self, request: web.Request) -> web.Response:
         """Take a Stripe event: checkout sessions completed (orders) and expired (triggers)."""

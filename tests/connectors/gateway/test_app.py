@@ -318,3 +318,25 @@ def test_every_route_is_in_the_openapi_document_and_the_document_is_served() -> 
             assert status == 200 and orjson.loads(served) == doc
 
     run(go)
+
+
+def test_a_store_that_does_not_answer_is_503_never_a_500() -> None:
+    async def failing(*_args: Any) -> Any:
+        raise ConnectionError("redis is down")
+
+    async def go() -> None:
+        async with Harness() as h:
+            h.store.skus_of = failing  # type: ignore[method-assign,assignment]
+            h.store.claim = failing  # type: ignore[method-assign,assignment]
+            body = b(LEVEL)
+            status, headers, answer = await h.post(
+                "/webhooks/shopify", body, shopify_headers(body, "inventory_levels/update", "ev-l")
+            )
+            assert (status, answer["error"]) == (503, "the sku map store does not answer")
+            assert headers["Retry-After"] == "5"
+            body = b(TRIGGER)
+            status, headers, answer = await h.post("/webhooks/klaviyo", body, token_headers())
+            assert (status, answer["error"]) == (503, "the dedup store does not answer")
+            assert h.publisher.published == []
+
+    run(go)
