@@ -525,8 +525,10 @@ class KafkaProbe:
         interval_s: float = 2.0,
         health: Health = HEALTH,
         clock: Callable[[], float] = time.monotonic,
+        topic: str | None = None,
     ) -> None:
         self.admin = AdminClient(dict[str, str | int | float | bool](config))
+        self.topic = topic  # one that exists (ours): asking for a missing one may create it
         self.servers = config.get("bootstrap.servers", "?")
         self.tolerance_s = tolerance_s
         self.interval_s = interval_s
@@ -538,7 +540,11 @@ class KafkaProbe:
     def check(self) -> bool:
         """Probe once; update health, the metric and the log on every transition."""
         try:
-            self.admin.list_topics(timeout=self.interval_s)
+            # Metadata of one topic of ours, not of the whole cluster: the answer for every
+            # topic is built into Python objects while holding the GIL, 24-80 ms each probe
+            # on a broker with 1,755 topics, measured as the gateway's and the flow's
+            # latency tail. (DescribeCluster needs Kafka 2.8 and the mock cluster lacks it.)
+            self.admin.list_topics(self.topic, timeout=self.interval_s)
         except KafkaException as exc:
             return self._down(_error_text(exc))
         if self.down_since is not None:

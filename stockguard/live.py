@@ -150,7 +150,9 @@ def prepare_process(settings: Settings, pid: int, workers: int, recovery: bool =
         os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(settings.bytewax_api_port + pid)
     start_metrics_server(settings.metrics_host, settings.metrics_port + pid)
     start_health_server(settings.health_host, settings.health_port + pid)
-    KafkaProbe(settings.kafka.client_config(), settings.kafka.outage_tolerance / 1000).start()
+    KafkaProbe(
+        settings.kafka.client_config(), settings.kafka.outage_tolerance / 1000, topic=settings.topics.triggers
+    ).start()
     install_stop_handlers(settings.shutdown_timeout / 1000)
     log.info(
         "starting",
