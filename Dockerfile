@@ -17,7 +17,8 @@ ENV PATH=/opt/stockguard/bin:$PATH PYTHONUNBUFFERED=1 \
     STOCKGUARD_METRICS_HOST=0.0.0.0 STOCKGUARD_HEALTH_HOST=0.0.0.0
 WORKDIR /app
 USER stockguard
-# Prometheus /metrics, then /healthz and /readyz. SIGTERM (docker stop) stops gracefully.
-EXPOSE 3030 8081
+# Prometheus /metrics, /healthz and /readyz, and the gateway (stockguard gateway).
+# SIGTERM (docker stop) stops gracefully.
+EXPOSE 3030 8081 8080
 ENTRYPOINT ["stockguard"]
 CMD ["demo"]

@@ -130,7 +130,13 @@ def cmd_loadgen(args: argparse.Namespace, settings: Settings) -> int:
 
         speed = 1.0 if args.speed is None else args.speed
         return run_loadgen_via_gateway(
-            settings, args.via_gateway, seed=args.seed, speed=speed, hours=args.hours, stripe_port=args.stripe_port
+            settings,
+            args.via_gateway,
+            seed=args.seed,
+            speed=speed,
+            hours=args.hours,
+            stripe_port=args.stripe_port,
+            stripe_host=args.stripe_host,
         )
     from stockguard.loadgen import run_loadgen
 
@@ -225,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument(
         "--stripe-port", type=int, default=12111, help="port of the day's fake Stripe API (gateway's stripe.api_base)"
     )
+    lg.add_argument("--stripe-host", default="127.0.0.1", help="address the fake Stripe API listens on")
     lg.add_argument("--config", dest="sub_config", help="TOML settings file")
     lg.set_defaults(func=cmd_loadgen)
 

@@ -1,6 +1,6 @@
 """The simulated day through `stockguard gateway`: the demo's and the load generator's way in.
 
-`send_day` posts `stockguard.sim.webhooks` requests to a gateway, paced by event time,
+`send_day` posts `stockguard.webhooks` requests to a gateway, paced by event time,
 a few in flight, retrying a 503 after its `Retry-After` (as the vendors do) and a refused
 connection (a gateway restarting), and counts every answer. `FakeStripe` answers the
 gateway's line-item reads for the checkouts of the day, checking the bearer key as
@@ -41,8 +41,8 @@ from stockguard.flows.dataflow import build_flow
 from stockguard.flows.records import RawRecord
 from stockguard.flows.runner import run_local
 from stockguard.sim import SimConfig, simulate
-from stockguard.sim.webhooks import Passthrough, Request, WebhookDay, shopify_locations
 from stockguard.summary import print_table, summary_rows
+from stockguard.webhooks import Passthrough, Request, WebhookDay, shopify_locations
 
 __all__ = ["FakeStripe", "SendStats", "run_demo_via_gateway", "run_loadgen_via_gateway", "send_day"]
 
@@ -84,13 +84,13 @@ class FakeStripe:
             )
         return web.json_response(listing)
 
-    async def start(self, port: int = 0) -> str:
-        """Listen on 127.0.0.1 and return the base URL."""
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        """Listen (on loopback unless told) and return the base URL."""
         app = web.Application()
         app.router.add_get("/v1/checkout/sessions/{sid}/line_items", self._line_items)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", port)
+        site = web.TCPSite(self.runner, host, port)
         await site.start()
         self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
         return self.url
@@ -364,6 +364,7 @@ def run_loadgen_via_gateway(
     speed: float = 1.0,
     hours: float = 24.0,
     stripe_port: int = 12111,
+    stripe_host: str = "127.0.0.1",
     stream: TextIO = sys.stderr,
 ) -> int:
     """Send a simulated day, starting now, as signed webhooks to the gateway at `url`.
@@ -390,7 +391,7 @@ def run_loadgen_via_gateway(
     async def drive() -> None:
         webhooks = WebhookDay(settings, cfg.locations, time.time)
         stripe = FakeStripe(webhooks.line_items, settings.stripe.api_key.get_secret_value())
-        await stripe.start(stripe_port)
+        await stripe.start(stripe_port, stripe_host)
         try:
             await send_day(
                 url.rstrip("/"),

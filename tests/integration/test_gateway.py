@@ -2,7 +2,7 @@
 
 The gateway and the live flow run as subprocesses (`stockguard gateway`, `stockguard
 run`), the webhooks are the simulated day as Shopify, Stripe, Klaviyo, Braze and GA4
-send them (`stockguard.sim.webhooks`), Stripe's line items come from a fake Stripe API
+send them (`stockguard.webhooks`), Stripe's line items come from a fake Stripe API
 in this process, and the gateway's state is in the real Redis.
 """
 
@@ -29,8 +29,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from bench.faults.harness import PrivateService
 from stockguard.config.settings import Settings, load_settings
 from stockguard.live import create_topics
-from stockguard.sim.webhooks import Passthrough, Request, WebhookDay, one_in, shopify_locations
 from stockguard.via_gateway import FakeStripe, SendStats, send_day
+from stockguard.webhooks import Passthrough, Request, WebhookDay, one_in, shopify_locations
 from tests.conftest import ROOT, Services
 from tests.integration.test_live import (
     STOCKGUARD,

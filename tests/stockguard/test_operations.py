@@ -89,14 +89,25 @@ def test_alert_rules_pass_promtool() -> None:
 def test_compose_stack_parses_and_runs_the_cli_we_ship() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) >= {"kafka", "redis", "stockguard", "prometheus", "grafana", "loadgen", "topics"}
+    assert set(services) >= {"kafka", "redis", "stockguard", "prometheus", "grafana", "loadgen", "topics", "gateway"}
     parser = build_parser()
-    for name in ("stockguard", "loadgen", "topics"):
+    for name in ("stockguard", "loadgen", "topics", "gateway", "webhooks"):
         args = parser.parse_args(services[name]["command"])
         assert callable(args.func)
     for mount in services["prometheus"]["volumes"] + services["grafana"]["volumes"]:
         assert (ROOT / mount.split(":")[0]).exists(), mount
     assert "3030:3030" in services["stockguard"]["ports"]
+    # The gateway and the webhook driver share every vendor secret, and the gateway reads
+    # the day's Stripe line items where the driver serves them.
+    gw, hooks = services["gateway"]["environment"], services["webhooks"]["environment"]
+    assert gw == hooks and gw["STOCKGUARD_GATEWAY__HOST"] == "0.0.0.0"  # noqa: S104 - in its container
+    assert gw["STOCKGUARD_STRIPE__API_BASE"] == "http://webhooks:12111"
+    assert "8080:8080" in services["gateway"]["ports"]
+    from stockguard.config.settings import load_settings
+    from stockguard.webhooks import shopify_locations
+
+    s = load_settings(env={k: str(v) for k, v in gw.items()})
+    assert dict(s.shopify.locations) == shopify_locations(("WH-PARIS", "WH-LYON", "WH-LILLE"))
 
 
 def test_image_entrypoint_runs_the_readme_demo_command() -> None:

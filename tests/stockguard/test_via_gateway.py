@@ -15,9 +15,9 @@ from stockguard.cli import main
 from stockguard.config.settings import Settings
 from stockguard.flows.records import RawRecord
 from stockguard.sim import SimConfig, simulate
-from stockguard.sim.webhooks import Passthrough
 from stockguard.state.models import ContractError, checked_click, checked_order, checked_stock, checked_trigger
 from stockguard.via_gateway import LoopbackPublisher, SendStats, demo_secrets, send_in_process
+from stockguard.webhooks import Passthrough
 
 CFG = SimConfig(seed=3, hours=2.0, customers=2000, skus=60, events_per_hour=1500, bad_fraction=0.01)
 CHECK = {

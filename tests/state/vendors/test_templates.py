@@ -30,7 +30,7 @@ def test_a_klaviyo_flow_webhook_is_a_trigger_with_every_field() -> None:
 def test_a_braze_webhook_is_a_trigger() -> None:
     out = braze.trigger(fixture("braze_webhook.json")["body"], ARRIVED, True)
     validate(out)
-    assert out.value["trigger_id"] == "6848d3e1f0a1b2c3d4e5f607-115310627314723954"
+    assert out.value["trigger_id"] == "6848d3e1f0a1b2c3d4e5f607-65f1a2b3c4d5e6f7a8b9c0d1"
     assert out.value["kind"] == "cart_abandonment"
 
 
