@@ -290,6 +290,8 @@ class RedisSettings:
     enabled: bool = False
     prefix: str = "stockguard"
     ttl: int = _duration(7 * 24 * _H)
+    # How long each decision stays answerable by the send-time check (`{prefix}:trigger:{id}`).
+    decision_ttl: int = _duration(2 * 24 * _H)
 
 
 @dataclass(frozen=True, slots=True)

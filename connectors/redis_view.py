@@ -13,8 +13,16 @@ updated_ts):
         updated_ts      event time (epoch ms) of the newest event behind the view
         loc:{location}  ATP at that location (may be negative)
 
-Writes happen off the decision path: the sink only stores the newest view per sku in a
-dict (bounded by the number of skus) and a background thread writes them in pipelines.
+    {prefix}:trigger:{trigger_id}   hash, expiring `redis.decision_ttl` (2 days)
+        decision        send | retarget | suppress | retracted
+        skus            JSON array
+        reason          suppression or retraction reason, "" otherwise
+        ts              when it was decided (epoch ms)
+
+The trigger hashes answer the send-time check (`stockguard.state.sendtime`); a retraction
+overwrites the approval it cancels. Writes happen off the decision path: the sink only
+stores the newest view per sku in a dict (bounded by the number of skus) and a background
+thread writes them in pipelines.
 When Redis is down, decisions go on, views keep coalescing, the thread retries with
 backoff, and `stockguard_redis_errors_total` rises. Once Redis answers again the writer
 re-sends the newest view of *every* sku it knows, since a restarted Redis may have lost
@@ -29,13 +37,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from stockguard.config.settings import TopicSettings
 from stockguard.connectors.metrics import REDIS_ERRORS, REDIS_WRITES
-from stockguard.flows.records import CampaignView, StockView
+from stockguard.flows.records import CampaignView, OutRecord, StockView
+from stockguard.state.sendtime import record_of
 
-__all__ = ["REDIS_ERRORS", "RedisViewSink", "ViewWriter", "view_mapping"]
+__all__ = ["REDIS_ERRORS", "DecisionWriter", "RedisDecisionSink", "RedisViewSink", "ViewWriter", "view_mapping"]
 
 log = logging.getLogger(__name__)
 
@@ -223,3 +234,71 @@ class RedisViewSink(DynamicSink[StockView | CampaignView]):
 
     def __repr__(self) -> str:
         return f"RedisViewSink(prefix={self.prefix!r})"
+
+
+class DecisionWriter(ViewWriter):
+    """Write each decision's answer (`{prefix}:trigger:{id}`) from a background thread.
+
+    Coalesced per trigger like the views (a retraction replaces its approval while both
+    wait), but not kept for re-syncs: decisions are many and short-lived, so after a Redis
+    restart the ones written before it answer `unknown` (do not send) until they expire.
+    """
+
+    def __init__(
+        self,
+        client_factory: Callable[[], redis.Redis[bytes]],
+        topics: TopicSettings,
+        prefix: str = "stockguard",
+        ttl_s: int = 2 * 86_400,
+    ) -> None:
+        super().__init__(client_factory, prefix, ttl_s)
+        self._kinds = {topics.approved: "approved", topics.suppressed: "suppressed", topics.retracted: "retracted"}
+
+    def submit_records(self, records: list[OutRecord]) -> None:
+        """Queue the answer of every decision among `records`; never blocks on Redis."""
+        answers: dict[str, Mapping] = {}
+        for r in records:
+            kind = self._kinds.get(r.topic)
+            if kind is None:
+                continue
+            rec = record_of(kind, orjson.loads(r.value))
+            if rec is not None:
+                fields: Mapping = {k: v for k, v in rec[1].items()}
+                answers[f"{self._prefix}:trigger:{rec[0]}"] = fields
+        if answers:
+            with self._lock:
+                self._pending.update(answers)
+            self._wake.set()
+
+
+class _DecisionPartition(StatelessSinkPartition[OutRecord]):
+    def __init__(self, writer: DecisionWriter) -> None:
+        self._writer = writer
+
+    def write_batch(self, items: list[OutRecord]) -> None:
+        self._writer.submit_records(items)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class RedisDecisionSink(DynamicSink[OutRecord]):
+    """Store each decision for the send-time check; a Redis outage never slows the flow."""
+
+    def __init__(self, url: str, topics: TopicSettings, prefix: str = "stockguard", ttl_s: int = 2 * 86_400) -> None:
+        self._url = url
+        self.topics = topics
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+        self.writers: list[DecisionWriter] = []
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DecisionPartition:
+        """Start this worker's background writer."""
+        url = self._url
+
+        def factory() -> redis.Redis[bytes]:
+            return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+        writer = DecisionWriter(factory, self.topics, self.prefix, self.ttl_s)
+        self.writers.append(writer)
+        return _DecisionPartition(writer)

@@ -37,7 +37,7 @@ from stockguard.connectors.kafka import KafkaInput, KafkaOutput, KafkaProbe
 from stockguard.connectors.metrics import CampaignGauges
 from stockguard.flows.dataflow import build_flow
 from stockguard.flows.metrics import input_names
-from stockguard.flows.records import CampaignView, StockView
+from stockguard.flows.records import CampaignView, OutRecord, StockView
 from stockguard.observability import setup_logging, start_health_server, start_metrics_server
 
 __all__ = ["build_live_flow", "create_topics", "get_flow", "run_live"]
@@ -111,7 +111,16 @@ def build_live_flow(settings: Settings, recovery: bool, created_ms: int | None =
                 settings.redis.url.get_secret_value(), prefix=settings.redis.prefix, ttl_s=settings.redis.ttl // 1000
             )
         )
-    return build_flow(settings, {"kafka": source}, {"kafka": sink}, views=views, recovery=recovery, journal=journal)
+    sinks: dict[str, Sink[OutRecord] | Sink[tuple[str, OutRecord]]] = {"kafka": sink}
+    if settings.redis.enabled:
+        from stockguard.connectors.redis_view import RedisDecisionSink
+
+        # Each decision, for the send-time check (GET /v1/triggers/{id} on the gateway).
+        r = settings.redis
+        sinks["redis_decisions"] = RedisDecisionSink(
+            r.url.get_secret_value(), settings.topics, prefix=r.prefix, ttl_s=r.decision_ttl // 1000
+        )
+    return build_flow(settings, {"kafka": source}, sinks, views=views, recovery=recovery, journal=journal)
 
 
 def get_flow() -> Dataflow:

@@ -40,6 +40,7 @@ from stockguard.connectors.gateway.stripe_api import Refused, StripeApi, Unavail
 from stockguard.connectors.health import Health
 from stockguard.connectors.metrics import GATEWAY_LATENCY, GATEWAY_RECORDS, GATEWAY_REQUESTS
 from stockguard.flows.encoding import Encoder, wall_clock_ms
+from stockguard.state import sendtime
 from stockguard.state.limits import check_input
 from stockguard.state.vendors import braze, ga4, klaviyo, shopify, signatures
 from stockguard.state.vendors import stripe as stripe_map
@@ -389,6 +390,48 @@ class Gateway:
         ids = sorted(str(o.value.get("event_id")) for o in mapped_ga4.outs)
         return await self.deliver("ga4", Mapped(stable_id("ga4", *ids), mapped_ga4.outs), raw)
 
+    # ---- the send-time check ----
+
+    async def check_token(self, request: web.Request) -> None:
+        """Refuse a send-time check without `gateway.api_token` (401)."""
+        self.denied(
+            signatures.token(
+                request.headers.get(TOKEN_HEADER),
+                self.s.gateway.api_token.get_secret_value(),
+                "gateway.api_token",
+                TOKEN_HEADER,
+            )
+        )
+
+    async def read_model(self, op: Awaitable[T]) -> T:
+        """Read Redis; one that does not answer is a 503 (the platform's own timeout decides)."""
+        try:
+            return await op
+        except Exception as exc:
+            log.warning("gateway read model unavailable", extra={"sg_system": "check", "sg_error": type(exc).__name__})
+            raise self.unavailable("the read model does not answer") from None
+
+    async def trigger_check(self, request: web.Request) -> web.Response:
+        """Answer whether a trigger's send still stands: send, retarget, suppress, retracted, unknown."""
+        await self.check_token(request)
+        tid = request.match_info["trigger_id"]
+        fields = await self.read_model(self.store.decision(tid))
+        answer = sendtime.answer_of(tid, fields) if fields else sendtime.unknown(tid)
+        resp = web.Response(body=orjson.dumps(answer), content_type="application/json")
+        resp[OUTCOME] = answer["decision"]
+        return resp
+
+    async def sku_check(self, request: web.Request) -> web.Response:
+        """Answer the read model's row of a sku (404 when it has none)."""
+        await self.check_token(request)
+        sku = request.match_info["sku"]
+        fields = await self.read_model(self.store.sku(sku))
+        if not fields:
+            raise Answer(404, "unknown_sku", f"no read-model row for sku {sku[:64]!r}")
+        resp = web.Response(body=orjson.dumps(sendtime.sku_row(sku, fields)), content_type="application/json")
+        resp[OUTCOME] = "found"
+        return resp
+
     # ---- operations ----
 
     async def healthz(self, _request: web.Request) -> web.Response:
@@ -415,6 +458,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _system_of(path: str) -> str:
+    if path.startswith("/v1/"):
+        return "check"
     for system in SYSTEMS:
         if system in path:
             return system
@@ -454,6 +499,8 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_post("/webhooks/klaviyo", gateway.klaviyo)
     app.router.add_post("/webhooks/braze", gateway.braze)
     app.router.add_post("/ga4/mp/collect", gateway.ga4)
+    app.router.add_get("/v1/triggers/{trigger_id}", gateway.trigger_check)
+    app.router.add_get("/v1/skus/{sku}", gateway.sku_check)
     app.router.add_get("/healthz", gateway.healthz)
     app.router.add_get("/readyz", gateway.readyz)
     app.router.add_get("/metrics", gateway.metrics)

@@ -43,6 +43,12 @@ class Store(Protocol):
     async def close(self) -> None:
         """Let go of connections."""
 
+    async def decision(self, trigger_id: str) -> dict[Any, Any]:
+        """Return the stored decision of a trigger (hash fields), empty when none."""
+
+    async def sku(self, sku: str) -> dict[Any, Any]:
+        """Return the read model's row of a sku (hash fields), empty when none."""
+
 
 class MemoryStore:
     """Keep everything in this process: lost at a restart, not shared."""
@@ -51,6 +57,9 @@ class MemoryStore:
         self.clock = clock
         self.keys: dict[str, tuple[Claim, float]] = {}
         self.skus: dict[str, str] = {}
+        # What the flow's Redis sinks would hold (tests fill them).
+        self.decisions: dict[str, dict[Any, Any]] = {}
+        self.sku_rows: dict[str, dict[Any, Any]] = {}
 
     async def claim(self, key: str, pending_ms: int) -> Claim:
         """Claim a dedup key for an attempt; say what it already was if not new."""
@@ -82,6 +91,14 @@ class MemoryStore:
     async def ping(self) -> bool:
         """Tell whether the store answers (readiness)."""
         return True
+
+    async def decision(self, trigger_id: str) -> dict[Any, Any]:
+        """Return the stored decision of a trigger (hash fields), empty when none."""
+        return self.decisions.get(trigger_id, {})
+
+    async def sku(self, sku: str) -> dict[Any, Any]:
+        """Return the read model's row of a sku (hash fields), empty when none."""
+        return self.sku_rows.get(sku, {})
 
     async def close(self) -> None:
         """Let go of connections."""
@@ -141,6 +158,7 @@ class RedisStore:
     def __init__(self, client: Any, prefix: str = "stockguard") -> None:
         # A redis.asyncio.Redis; typed Any because redis's asyncio stubs are partial.
         self.r = client
+        self.base = prefix  # the flow's read model: {prefix}:sku:*, {prefix}:trigger:*
         self.p = f"{prefix}:gateway"
         self.batch = _Pipeliner(client)
 
@@ -183,6 +201,21 @@ class RedisStore:
         """Return the skus known for these inventory-item ids."""
         values = await self.batch.submit("HMGET", f"{self.p}:shopify-items", *items)
         return {i: v.decode() for i, v in zip(items, values, strict=True) if v is not None}
+
+    async def decision(self, trigger_id: str) -> dict[Any, Any]:
+        """Return the stored decision of a trigger (hash fields), empty when none."""
+        return await self._hash(f"{self.base}:trigger:{trigger_id}")
+
+    async def sku(self, sku: str) -> dict[Any, Any]:
+        """Return the read model's row of a sku (hash fields), empty when none."""
+        return await self._hash(f"{self.base}:sku:{sku}")
+
+    async def _hash(self, key: str) -> dict[Any, Any]:
+        # HGETALL answers a flat list under RESP2 and a map under RESP3.
+        reply = await self.batch.submit("HGETALL", key)
+        if isinstance(reply, dict):
+            return reply
+        return dict(zip(reply[::2], reply[1::2], strict=True)) if reply else {}
 
     async def ping(self) -> bool:
         """Tell whether the store answers (readiness)."""

@@ -132,6 +132,11 @@ class Harness:
             text = await resp.read()
             return resp.status, dict(resp.headers), orjson.loads(text) if text else None
 
+    async def get_json(self, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+        assert self.client is not None
+        async with self.client.get(path, headers=headers) as resp:
+            return resp.status, orjson.loads(await resp.read())
+
     async def get(self, path: str) -> tuple[int, bytes]:
         assert self.client is not None
         async with self.client.get(path) as resp:

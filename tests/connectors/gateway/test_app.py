@@ -340,3 +340,46 @@ def test_a_store_that_does_not_answer_is_503_never_a_500() -> None:
             assert h.publisher.published == []
 
     run(go)
+
+
+def test_the_send_time_check_answers_the_newest_decision_behind_a_token() -> None:
+    from stockguard.config.settings import SecretStr
+    from stockguard.state.sendtime import record_of
+
+    async def go() -> None:
+        async with Harness(settings(gateway={"api_token": SecretStr("check-token"), "state": "memory"})) as h:
+            ok = {"X-Stockguard-Token": "check-token"}
+            approved = record_of("approved", {"trigger_id": "t-1", "decision": "send", "skus": ["A"]})
+            assert approved is not None
+            h.store.decisions["t-1"] = {k.encode(): v.encode() for k, v in approved[1].items()}
+            assert await h.get_json("/v1/triggers/t-1", ok) == (
+                200,
+                {"trigger_id": "t-1", "decision": "send", "skus": ["A"], "reason": None},
+            )
+            # The retraction overwrites the approval in Redis: the check says so.
+            retracted = record_of("retracted", {"trigger_id": "t-1", "sku": "A", "reason": "out_of_stock"})
+            assert retracted is not None
+            h.store.decisions["t-1"] = dict(retracted[1])
+            status, answer = await h.get_json("/v1/triggers/t-1", ok)
+            assert (status, answer["decision"], answer["reason"]) == (200, "retracted", "out_of_stock")
+            # Never decided (or expired): unknown, which must not be sent.
+            assert (await h.get_json("/v1/triggers/t-404", ok))[1]["decision"] == "unknown"
+            # Wrong or missing token: 401, and nothing is read.
+            assert (await h.get_json("/v1/triggers/t-1", {"X-Stockguard-Token": "nope"}))[0] == 401
+            assert (await h.get_json("/v1/triggers/t-1", {}))[0] == 401
+            # The sku row: numbers as numbers; 404 when the read model has none.
+            h.store.sku_rows["A"] = {b"atp": b"3", b"available": b"1", b"known": b"1", b"loc:WH-PARIS": b"3"}
+            status, row = await h.get_json("/v1/skus/A", ok)
+            assert (status, row["atp"], row["available"], row["locations"]) == (200, 3, True, {"WH-PARIS": 3})
+            assert (await h.get_json("/v1/skus/B", ok))[0] == 404
+
+    run(go)
+
+
+def test_without_an_api_token_the_send_time_check_refuses_everyone() -> None:
+    async def go() -> None:
+        async with Harness() as h:
+            status, answer = await h.get_json("/v1/triggers/t-1", {"X-Stockguard-Token": ""})
+            assert status == 401 and "gateway.api_token" in answer["error"]
+
+    run(go)
