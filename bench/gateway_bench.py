@@ -15,6 +15,9 @@ topics) and a fake Stripe API for line items, then:
    ids as fast as the gateway answers, for `--seconds`; without wrk, an aiohttp client
    with 64 connections does.
 
+3. **send-time check**: `GET /v1/triggers/{id}` open loop at `--check-rate` (2,000/s)
+   over 10,000 decisions written to Redis as the flow writes them.
+
 The gateway's CPU share is read from /proc. With `--pin` the gateway has cpu 0 to itself
 and the load client, wrk and the local Kafka and Redis share cpu 1, so the figure is the
 gateway's rather than the two cores' contention. Prints a table and writes JSON (default
@@ -81,6 +84,7 @@ def gateway_env(stripe_port: int) -> dict[str, str]:
             "STOCKGUARD_KLAVIYO__WEBHOOK_TOKEN": TOKEN,
             "STOCKGUARD_BRAZE__WEBHOOK_TOKEN": TOKEN,
             "STOCKGUARD_GA4__API_SECRET": TOKEN,
+            "STOCKGUARD_GATEWAY__API_TOKEN": TOKEN,
             "STOCKGUARD_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
         }
@@ -249,6 +253,64 @@ async def latency_phase(url: str, warm: list[Request], reqs: list[Request], rate
     }
 
 
+async def check_phase(url: str, env: dict[str, str], rate: float, seconds: float) -> dict[str, Any]:
+    """The send-time check open loop at `rate`/s over decisions written as the flow writes them."""
+    import redis.asyncio as aioredis
+
+    from stockguard.state.sendtime import record_of
+
+    prefix = env["STOCKGUARD_REDIS__PREFIX"]
+    r = aioredis.from_url(env["REDIS_URL"])
+    n_ids = 10_000
+    async with r.pipeline(transaction=False) as pipe:
+        for i in range(n_ids):
+            rec = record_of("approved", {"trigger_id": f"chk-{i}", "decision": "send", "skus": [f"SKU-{i % 300}"]})
+            if rec is None:
+                raise RuntimeError("record_of refused an approved decision")
+            fields: dict[str | bytes, bytes | float | int | str] = {k: v for k, v in rec[1].items()}
+            pipe.hset(f"{prefix}:trigger:{rec[0]}", mapping=fields)
+            pipe.expire(f"{prefix}:trigger:{rec[0]}", 3600)
+        await pipe.execute()
+    await r.aclose()  # type: ignore[attr-defined]  # redis 8 has it; the stubs predate it
+    lat: list[float] = []
+    answers: Counter[str] = Counter()
+    headers = {"X-Stockguard-Token": TOKEN}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+
+        async def one(i: int, due: float) -> None:
+            async with session.get(f"{url}/v1/triggers/chk-{i % n_ids}", headers=headers) as resp:
+                body = await resp.json()
+                lat.append(time.perf_counter() - due)
+                answers[f"{resp.status} {body.get('decision')}"] += 1
+
+        for i in range(200):  # warm the connections
+            await one(i, time.perf_counter())
+        lat.clear()
+        answers.clear()
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        tasks = []
+        t0 = time.perf_counter() + 0.2
+        for i in range(int(rate * seconds)):
+            due = t0 + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            tasks.append(asyncio.ensure_future(one(i, due)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - t0
+        gc.enable()
+    return {
+        "requests": len(lat),
+        "achieved_rate": len(lat) / elapsed,
+        "answers": dict(answers),
+        "p50_ms": pct(lat, 0.5) * 1000,
+        "p99_ms": pct(lat, 0.99) * 1000,
+        "p999_ms": pct(lat, 0.999) * 1000,
+    }
+
+
 WRK_LUA = """
 counter = 0
 wrk.method = "POST"
@@ -328,6 +390,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each phase (default 20)")
     ap.add_argument("--connections", type=int, default=32, help="connections in the throughput phase (default 32)")
     ap.add_argument("--latency-only", action="store_true", help="skip the throughput phase")
+    ap.add_argument("--check-rate", type=float, default=2000.0, help="send-time checks/s (default 2000; 0: skip)")
     ap.add_argument(
         "--pin",
         action="store_true",
@@ -393,6 +456,10 @@ def main() -> int:
         else:
             result["throughput"] = asyncio.run(throughput_aiohttp(url, args.seconds, 64))
         result["throughput"]["gateway_cpu_share"] = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+        if args.check_rate > 0:
+            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            result["check"] = asyncio.run(check_phase(url, env, args.check_rate, args.seconds))
+            result["check"]["gateway_cpu_share"] = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
@@ -425,6 +492,14 @@ def main() -> int:
         ("non-2xx", f"{thr['non_2xx']:,}"),
         ("gateway CPU share (throughput phase)", f"{thr['gateway_cpu_share']:.0%} of a core"),
     ]
+    if "check" in result:
+        chk = result["check"]
+        rows += [
+            ("send-time check: requests", f"{chk['requests']:,} at {chk['achieved_rate']:,.0f}/s"),
+            ("answers", ", ".join(f"{k}: {v:,}" for k, v in sorted(chk["answers"].items()))),
+            ("due -> answer p50 / p99 / p99.9", f"{chk['p50_ms']:.2f} / {chk['p99_ms']:.2f} / {chk['p999_ms']:.2f} ms"),
+            ("gateway CPU share (check phase)", f"{chk['gateway_cpu_share']:.0%} of a core"),
+        ]
     report(rows, result, args.json)
     return 0
 
