@@ -1,0 +1,1 @@
+"""Decisions and stock out to the email platforms: pure request builders per vendor."""
