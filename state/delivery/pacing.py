@@ -17,8 +17,8 @@ deliverer and in tests without sleeping:
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final, Literal
 
 __all__ = ["Backoff", "Circuit", "TokenBucket", "retry_after"]
@@ -79,18 +79,22 @@ def retry_after(headers: dict[str, str]) -> float | None:
 
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter, or the vendor's own wait."""
+    """Exponential backoff with full jitter, or the vendor's own wait.
 
+    `chance` returns a number in [0, 1): the caller's `random.random` (chance, like the
+    clock, is injected, so logic stays reproducible).
+    """
+
+    chance: Callable[[], float]
     base: float = 0.5
     cap: float = 60.0
-    rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int, vendor_wait: float | None = None) -> float:
         """Return the seconds to wait before retry `attempt` (1 for the first retry)."""
         if vendor_wait is not None:
             return vendor_wait
-        ceiling = min(self.cap, self.base * 2 ** max(0, attempt - 1))
-        return self.rng.uniform(0.0, ceiling)
+        ceiling = min(self.cap, self.base * 2.0 ** max(0, attempt - 1))
+        return self.chance() * ceiling
 
 
 @dataclass

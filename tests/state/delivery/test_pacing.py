@@ -39,11 +39,11 @@ def test_a_vendor_wait_wins_and_is_read_from_either_header() -> None:
     assert retry_after({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
     assert retry_after({"Retry-After": "999999"}) == 3600.0
     assert retry_after({}) is None
-    assert Backoff().delay(3, vendor_wait=7.0) == 7.0
+    assert Backoff(random.Random(1).random).delay(3, vendor_wait=7.0) == 7.0
 
 
 def test_backoff_grows_exponentially_to_its_cap_with_full_jitter() -> None:
-    b = Backoff(base=0.5, cap=8.0, rng=random.Random(1))
+    b = Backoff(random.Random(1).random, base=0.5, cap=8.0)
     for attempt, ceiling in ((1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (30, 8.0)):
         delays = [b.delay(attempt) for _ in range(200)]
         assert all(0.0 <= d <= ceiling for d in delays)
