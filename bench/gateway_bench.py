@@ -40,6 +40,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,32 @@ def day_requests(env: dict[str, str], n: int) -> tuple[list[Request], list[Reque
     return warm, measured[:n], webhooks
 
 
+async def open_loop(n: int, rate: float, fire: Callable[[int, float], Awaitable[None]]) -> tuple[float, float]:
+    """Start request `i` when it is due, `i / rate` s after the start, whatever is in flight.
+
+    Return (start, seconds until the last answer). Each request's latency counts from
+    when it was due, so a stall of the client is not hidden.
+    """
+    # The load generator must not pause itself: a collection here would show up as the
+    # gateway's latency.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        tasks = []
+        t0 = time.perf_counter() + 0.2
+        for i in range(n):
+            due = t0 + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            tasks.append(asyncio.ensure_future(fire(i, due)))
+        await asyncio.gather(*tasks)
+        return t0, time.perf_counter() - t0
+    finally:
+        gc.enable()
+
+
 async def latency_phase(url: str, warm: list[Request], reqs: list[Request], rate: float) -> dict[str, Any]:
     """Send `reqs` open loop at `rate`/s; latency from due time to answer."""
     lat: dict[str, list[float]] = {}
@@ -200,38 +227,25 @@ async def latency_phase(url: str, warm: list[Request], reqs: list[Request], rate
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as session:
         for r in warm:  # the catalog first: inventory levels need its sku map
-            async with session.post(url + r.path, data=r.body, headers=r.headers) as resp:
+            async with session.post(url + r.path, data=r.body, headers=r.headers_now()) as resp:
                 await resp.read()
         # Then a steady state, unmeasured: each endpoint's first request opens connections.
         for r in reqs[-200:]:
-            async with session.post(url + r.path, data=r.body, headers=r.headers) as resp:
+            async with session.post(url + r.path, data=r.body, headers=r.headers_now()) as resp:
                 await resp.read()
         reqs = reqs[:-200]
 
-        async def one(r: Request, due: float) -> None:
-            async with session.post(url + r.path, data=r.body, headers=r.headers) as resp:
+        async def one(i: int, due: float) -> None:
+            r = reqs[i]
+            async with session.post(url + r.path, data=r.body, headers=r.headers_now()) as resp:
                 await resp.read()
                 took = time.perf_counter() - due
                 lat.setdefault(r.system, []).append(took)
-                timeline.append((due - t0, took))
+                timeline.append((due, took))
                 answers[str(resp.status)] += 1
 
-        tasks = []
-        # The load generator must not pause itself: a collection here would show up as
-        # the gateway's latency (every request's clock starts when it is due).
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-        t0 = time.perf_counter() + 0.2
-        for i, r in enumerate(reqs):
-            due = t0 + i / rate
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            tasks.append(asyncio.ensure_future(one(r, due)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - t0
-        gc.enable()
+        t0, elapsed = await open_loop(len(reqs), rate, one)
+    timeline = [(due - t0, took) for due, took in timeline]
     every = [x for xs in lat.values() for x in xs]
     # Slow requests bunched in a few 100 ms windows point at stalls (a pause of the host,
     # the broker or the client), spread evenly at queueing in the gateway.
@@ -287,20 +301,7 @@ async def check_phase(url: str, env: dict[str, str], rate: float, seconds: float
             await one(i, time.perf_counter())
         lat.clear()
         answers.clear()
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-        tasks = []
-        t0 = time.perf_counter() + 0.2
-        for i in range(int(rate * seconds)):
-            due = t0 + i / rate
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            tasks.append(asyncio.ensure_future(one(i, due)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - t0
-        gc.enable()
+        _t0, elapsed = await open_loop(int(rate * seconds), rate, one)
     return {
         "requests": len(lat),
         "achieved_rate": len(lat) / elapsed,

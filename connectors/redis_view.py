@@ -251,24 +251,40 @@ class DecisionWriter(ViewWriter):
         prefix: str = "stockguard",
         ttl_s: int = 2 * 86_400,
     ) -> None:
-        super().__init__(client_factory, prefix, ttl_s)
         self._kinds = {topics.approved: "approved", topics.suppressed: "suppressed", topics.retracted: "retracted"}
+        # Decisions as emitted, decoded by the writer thread (set before it starts).
+        self._raw: list[tuple[str, bytes]] = []
+        super().__init__(client_factory, prefix, ttl_s)
 
     def submit_records(self, records: list[OutRecord]) -> None:
-        """Queue the answer of every decision among `records`; never blocks on Redis."""
+        """Queue the decisions among `records`; never blocks on Redis, decodes nothing here.
+
+        This runs in the dataflow's worker: the JSON is read in the writer thread instead.
+        """
+        raw = [(kind, r.value) for r in records if (kind := self._kinds.get(r.topic)) is not None]
+        if raw:
+            with self._lock:
+                self._raw.extend(raw)
+            self._wake.set()
+
+    def _take(self) -> dict[str, Mapping]:
+        with self._lock:
+            raw, self._raw = self._raw, []
         answers: dict[str, Mapping] = {}
-        for r in records:
-            kind = self._kinds.get(r.topic)
-            if kind is None:
-                continue
-            rec = record_of(kind, orjson.loads(r.value))
+        for kind, value in raw:  # in order: a retraction replaces the approval before it
+            rec = record_of(kind, orjson.loads(value))
             if rec is not None:
                 fields: Mapping = {k: v for k, v in rec[1].items()}
                 answers[f"{self._prefix}:trigger:{rec[0]}"] = fields
         if answers:
             with self._lock:
                 self._pending.update(answers)
-            self._wake.set()
+        return super()._take()
+
+    def pending(self) -> int:
+        """Return how many decisions wait to be written."""
+        with self._lock:
+            return len(self._pending) + len(self._raw)
 
 
 class _DecisionPartition(StatelessSinkPartition[OutRecord]):

@@ -105,7 +105,7 @@ async def _post(session: aiohttp.ClientSession, base: str, req: Request, stats: 
     """Post one webhook until the gateway answers anything but 503 (as a vendor retries)."""
     while True:
         try:
-            async with session.post(base + req.path, data=req.body, headers=req.headers) as resp:
+            async with session.post(base + req.path, data=req.body, headers=req.headers_now()) as resp:
                 if resp.status == 503:
                     stats.retries += 1
                     await asyncio.sleep(min(float(resp.headers.get("Retry-After", "1")), 5.0))

@@ -73,6 +73,13 @@ class Request:
     body: bytes
     ts: int
     barrier: bool = False  # wait until it (and all before it) is answered before the next
+    # Headers made when the request is sent, each attempt anew (Stripe signs every retry
+    # with its own timestamp, which must fall within the receiver's tolerance).
+    sign: Callable[[bytes], dict[str, str]] | None = None
+
+    def headers_now(self) -> dict[str, str]:
+        """Return the headers to send now, signed now when the vendor signs each attempt."""
+        return self.headers if self.sign is None else {**self.headers, **self.sign(self.body)}
 
 
 def shopify_locations(locations: tuple[str, ...]) -> dict[str, str]:
@@ -130,12 +137,14 @@ class WebhookDay:
         return Request("shopify", "/webhooks/shopify", headers, raw, ts, barrier=topic.startswith("products/"))
 
     def _stripe(self, body: dict[str, Any], ts: int) -> Request:
-        raw = orjson.dumps(body)
+        headers = {"Content-Type": "application/json"}
+        return Request("stripe", "/webhooks/stripe", headers, orjson.dumps(body), ts, sign=self._stripe_signature)
+
+    def _stripe_signature(self, raw: bytes) -> dict[str, str]:
         t = int(self.clock_s())
         secret = self.settings.stripe.webhook_secret.get_secret_value().encode()
         v1 = hmac.new(secret, f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
-        headers = {"Content-Type": "application/json", "Stripe-Signature": f"t={t},v1={v1}"}
-        return Request("stripe", "/webhooks/stripe", headers, raw, ts)
+        return {"Stripe-Signature": f"t={t},v1={v1}"}
 
     def _template(self, system: str, body: dict[str, Any], ts: int) -> Request:
         cfg = self.settings.klaviyo if system == "klaviyo" else self.settings.braze

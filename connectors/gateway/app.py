@@ -174,11 +174,8 @@ class Gateway:
         task = self.inflight.get(key)
         first = task is None
         if task is None:
-            try:
-                claim = await self.store.claim(key, self.pending_ms)
-            except Exception as exc:  # the store is down: nothing can be promised
-                log.warning("gateway store unavailable", extra={"sg_system": system, "sg_error": type(exc).__name__})
-                raise self.unavailable("the dedup store does not answer") from None
+            # The store is down: nothing can be promised.
+            claim = await self.stored(self.store.claim(key, self.pending_ms), system, "the dedup store")
             if claim == "done":
                 return self.ok("duplicate", 0)
             if claim == "pending":
@@ -274,25 +271,25 @@ class Gateway:
                 mapped.outs = [shopify.order(body, topic, cfg.locations, event)]
             elif topic == "inventory_levels/update":
                 item = str(body.get("inventory_item_id")) if isinstance(body, dict) else ""
-                known = await self.sku_map(self.store.skus_of([item])) if item else {}
+                known = await self.stored(self.store.skus_of([item]), "shopify", "the sku map store") if item else {}
                 mapped.outs = [shopify.inventory_level(body, known, cfg.locations, event)]
             elif topic in SHOPIFY_PRODUCTS:
                 mapped.outs = shopify.products(body, cfg.size_option)
                 # Learned before the answer: a level that follows finds its sku.
-                await self.sku_map(self.store.learn_skus(shopify.inventory_items(body)))
+                await self.stored(self.store.learn_skus(shopify.inventory_items(body)), "shopify", "the sku map store")
             else:
                 return self.ignored()
         except MappingError as exc:
             mapped.error = f"{topic}: {exc}"
         return await self.deliver("shopify", mapped, raw)
 
-    async def sku_map(self, op: Awaitable[T]) -> T:
-        """Read or write Shopify's sku map; a store that does not answer is a 503 (retried)."""
+    async def stored(self, op: Awaitable[T], system: str, what: str) -> T:
+        """Await a Redis call; a store that does not answer is a 503, so the sender retries."""
         try:
             return await op
         except Exception as exc:
-            log.warning("gateway store unavailable", extra={"sg_system": "shopify", "sg_error": type(exc).__name__})
-            raise self.unavailable("the sku map store does not answer") from None
+            log.warning("gateway store unavailable", extra={"sg_system": system, "sg_error": type(exc).__name__})
+            raise self.unavailable(f"{what} does not answer") from None
 
     async def stripe(self, request: web.Request) -> web.Response:
         """Take a Stripe event: checkout sessions completed (orders) and expired (triggers)."""
@@ -403,19 +400,11 @@ class Gateway:
             )
         )
 
-    async def read_model(self, op: Awaitable[T]) -> T:
-        """Read Redis; one that does not answer is a 503 (the platform's own timeout decides)."""
-        try:
-            return await op
-        except Exception as exc:
-            log.warning("gateway read model unavailable", extra={"sg_system": "check", "sg_error": type(exc).__name__})
-            raise self.unavailable("the read model does not answer") from None
-
     async def trigger_check(self, request: web.Request) -> web.Response:
         """Answer whether a trigger's send still stands: send, retarget, suppress, retracted, unknown."""
         await self.check_token(request)
         tid = request.match_info["trigger_id"]
-        fields = await self.read_model(self.store.decision(tid))
+        fields = await self.stored(self.store.decision(tid), "check", "the read model")
         answer = sendtime.answer_of(tid, fields) if fields else sendtime.unknown(tid)
         resp = web.Response(body=orjson.dumps(answer), content_type="application/json")
         resp[OUTCOME] = answer["decision"]
@@ -425,7 +414,7 @@ class Gateway:
         """Answer the read model's row of a sku (404 when it has none)."""
         await self.check_token(request)
         sku = request.match_info["sku"]
-        fields = await self.read_model(self.store.sku(sku))
+        fields = await self.stored(self.store.sku(sku), "check", "the read model")
         if not fields:
             raise Answer(404, "unknown_sku", f"no read-model row for sku {sku[:64]!r}")
         resp = web.Response(body=orjson.dumps(sendtime.sku_row(sku, fields)), content_type="application/json")

@@ -20,7 +20,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -36,6 +35,7 @@ from tests.integration.test_live import (
     STOCKGUARD,
     Message,
     OutputReader,
+    decided_all,
     free_port,
     isolated,
     phases,
@@ -212,13 +212,7 @@ def test_signed_webhooks_reach_the_flow_and_decide_like_a_replay_of_what_they_ma
         )
         n_expected = len(expected["approved"]) + len(expected["suppressed"])
 
-        def done(recs: list[tuple[str, dict[str, Any]]]) -> bool:
-            sig = signature(settings, recs)
-            return len(sig["approved"]) + len(sig["suppressed"]) >= n_expected and len(sig["retracted"]) >= len(
-                expected["retracted"]
-            )
-
-        reader.wait_for(done, timeout=120)
+        reader.wait_for(decided_all(settings, expected), timeout=120)
         time.sleep(1.0)
         got = signature(settings, reader.snapshot())
         with urllib.request.urlopen(url + "/metrics", timeout=5) as r:  # noqa: S310 - loopback

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +184,19 @@ def signature(settings: Settings, records: list[tuple[str, dict[str, Any]]]) -> 
     return {"approved": approved, "suppressed": suppressed, "retracted": retracted, "dlq": dlq}
 
 
+def decided_all(settings: Settings, expected: dict[str, Any]) -> Callable[[list[tuple[str, dict[str, Any]]]], bool]:
+    """Tell, from the output records so far, whether every expected decision has come out."""
+    n_expected = len(expected["approved"]) + len(expected["suppressed"])
+
+    def done(recs: list[tuple[str, dict[str, Any]]]) -> bool:
+        sig = signature(settings, recs)
+        return len(sig["approved"]) + len(sig["suppressed"]) >= n_expected and len(sig["retracted"]) >= len(
+            expected["retracted"]
+        )
+
+    return done
+
+
 class OutputReader:
     """Consume every output topic from the beginning, in a background thread."""
 
@@ -291,13 +304,7 @@ def run_live_phases(
             time.sleep(2.0)
         n_expected = len(expected["approved"]) + len(expected["suppressed"])
 
-        def done(recs: list[tuple[str, dict[str, Any]]]) -> bool:
-            sig = signature(settings, recs)
-            return len(sig["approved"]) + len(sig["suppressed"]) >= n_expected and len(sig["retracted"]) >= len(
-                expected["retracted"]
-            )
-
-        reader.wait_for(done, timeout=120)
+        reader.wait_for(decided_all(settings, expected), timeout=120)
         time.sleep(1.0)
         got = signature(settings, reader.snapshot())
         scraped = [scrape(env, pid) for pid in range(len(procs))]

@@ -133,3 +133,24 @@ def test_the_demo_via_gateway_decides_the_day(tmp_path: Path, capsys: pytest.Cap
     assert "gateway stripe: accepted" in printed and "gateway klaviyo: accepted" in printed
     approved = (tmp_path / "marketing.triggers.approved.jsonl").read_bytes().splitlines()
     assert approved and all(orjson.loads(x)["decision"] in ("send", "retarget") for x in approved)
+
+
+def test_a_stripe_webhook_is_signed_when_sent_so_a_late_retry_is_still_within_tolerance() -> None:
+    from stockguard.state.vendors import signatures
+    from stockguard.webhooks import Request, WebhookDay, one_in
+
+    s = demo_secrets(Settings(), CFG.locations)
+    now = [1_764_547_200.0]
+    day = WebhookDay(s, CFG.locations, lambda: now[0])
+    oid = next(f"o-{i}" for i in range(100) if one_in(f"o-{i}", 5))
+    order = {"event_id": "e", "ts": 1_764_547_200_000, "order_id": oid, "status": "placed",
+             "customer_id": "c", "lines": [{"sku": "A", "qty": 1, "unit_price": 9.9}]}  # fmt: skip
+    (req,) = day.translate("shop.orders", "c", order)
+    assert isinstance(req, Request) and req.system == "stripe"
+    secret = s.stripe.webhook_secret.get_secret_value()
+    first = req.headers_now()["Stripe-Signature"]
+    now[0] += 600  # a retry ten minutes later, past the 5 min tolerance of the first signature
+    again = req.headers_now()["Stripe-Signature"]
+    assert first != again
+    assert signatures.stripe(req.body, again, secret, now[0], 300) is None
+    assert signatures.stripe(req.body, first, secret, now[0], 300) is not None
