@@ -310,19 +310,48 @@ def trigger_ids(settings: Settings, msgs: list[Message]) -> list[str]:
     return ids
 
 
-def settle(reader: Reader, expected: int, timeout: float, quiet_s: float = 4.0) -> list[Record]:
-    """Wait until `expected` triggers are decided and no output arrived for `quiet_s`."""
+def settle(
+    reader: Reader,
+    expected: int,
+    timeout: float,
+    quiet_s: float = 4.0,
+    env: Env | None = None,
+    problems: list[str] | None = None,
+    stall_s: float = 180.0,
+) -> list[Record]:
+    """Wait until `expected` triggers are decided and no output arrived for `quiet_s`.
+
+    With `env`, a job that exited meanwhile, or that wrote nothing for `stall_s` seconds
+    while decisions are missing, ends the wait early with the reason and the job's log
+    tail in `problems`, so a failed run says why instead of running into a test timeout.
+    """
     deadline = time.monotonic() + timeout
     last_n = -1
     last_change = time.monotonic()
     while time.monotonic() < deadline:
         recs = reader.snapshot()
         decided = {m.get("trigger_id") for k, m in recs if k in ("approved", "suppressed")}
+        now = time.monotonic()
         if len(recs) != last_n:
-            last_n, last_change = len(recs), time.monotonic()
-        if len(decided) >= expected and time.monotonic() - last_change >= quiet_s:
+            last_n, last_change = len(recs), now
+        if len(decided) >= expected and now - last_change >= quiet_s:
             return recs
+        if env is not None and problems is not None:
+            p = env.procs[-1]
+            if p.poll() is not None:
+                problems.append(
+                    f"the job exited rc {p.returncode} with {len(decided)}/{expected} decided: {env.log_tail()}"
+                )
+                return recs
+            if now - last_change >= stall_s:
+                problems.append(
+                    f"no output for {stall_s:.0f} s with {len(decided)}/{expected} decided, "
+                    f"/readyz {env.ready()}: {env.log_tail(lines=30)}"
+                )
+                return recs
         time.sleep(0.25)
+    if problems is not None:
+        problems.append(f"not settled within {timeout:.0f} s")
     return reader.snapshot()
 
 
@@ -354,7 +383,7 @@ class Scenario:
             if e.procs[-1].poll() is not None:
                 result.problems.append(f"the job exited rc {e.procs[-1].returncode}: {e.log_tail()}")
                 e.start()
-            recs = settle(reader, self.n_decided, timeout)
+            recs = settle(reader, self.n_decided, timeout, env=e, problems=result.problems)
             result.ledger = build_ledger(self.ids, self.expected, recs)
             result.figures.setdefault("dlq", sum(1 for k, _m in recs if k == "dlq"))
             result.figures["decisions read back from the journal"] = e.journal_read()
@@ -573,7 +602,7 @@ def poison(kafka: str, redis: str, tmp: Path, msgs: list[Message], rate: float) 
     try:
         run.figures = feed_with_big_messages(e, feeder)
         feeder.thread.join(600)
-        recs = settle(reader, sc.n_decided, 300)
+        recs = settle(reader, sc.n_decided, 300, env=e, problems=run.problems)
         alive = e.procs[-1].poll() is None
         run.ledger = build_ledger(sc.ids, sc.expected, recs)
         dlq = {(m.get("topic"), m.get("partition"), m.get("offset")) for k, m in recs if k == "dlq"}
