@@ -28,6 +28,7 @@ from typing import Any
 
 __all__ = [
     "BrazeSettings",
+    "DeliverySettings",
     "DlqSettings",
     "Ga4Settings",
     "GatewaySettings",
@@ -40,6 +41,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "ShopifySettings",
+    "ShoppingfeedSettings",
     "StripeSettings",
     "SurgeSettings",
     "TopicSettings",
@@ -147,6 +149,10 @@ class TopicSettings:
     surge_alerts: str = "ops.surge-alerts"
     insights: str = "merch.insights"
     dlq: str = "stockguard.dlq"
+    # Not in CONTRACT.md's tables, for `stockguard deliver` (INTEGRATIONS.md "Out"): the
+    # newest stock view of each sku (compacted, key sku), and what no vendor would take.
+    stock_views: str = "stockguard.stock-views"
+    delivery_dlq: str = "stockguard.delivery-dlq"
 
     def inputs(self) -> tuple[str, ...]:
         """Return the input topic names."""
@@ -155,6 +161,10 @@ class TopicSettings:
     def outputs(self) -> tuple[str, ...]:
         """Return the output topic names."""
         return (self.approved, self.suppressed, self.retracted, self.surge_alerts, self.insights, self.dlq)
+
+    def delivery(self) -> tuple[str, ...]:
+        """Return the topics of the deliverers: stock views and the delivery DLQ."""
+        return (self.stock_views, self.delivery_dlq)
 
     def from_contract(self) -> dict[str, str]:
         """Map each contract (default) topic name to the configured one."""
@@ -344,19 +354,102 @@ class StripeSettings:
 
 @dataclass(frozen=True, slots=True)
 class KlaviyoSettings:
-    """Take Klaviyo flow webhooks."""
+    """Take Klaviyo flow webhooks; deliver decisions and stock to Klaviyo."""
 
     webhook_token: SecretStr = field(default_factory=lambda: SecretStr(""))
     # Klaviyo sends a flow webhook only to profiles its flow filters allowed.
     consent_default: bool = True
+    api_base: str = "https://a.klaviyo.com"
+    # A private key with events:write and catalogs:write.
+    api_key: SecretStr = field(default_factory=lambda: SecretStr(""))
+    revision: str = "2026-07-15"
+    approved_metric: str = "StockGuard Trigger Approved"
+    retracted_metric: str = "StockGuard Trigger Retracted"
+    # A sku's stock is sent at most once per interval (its newest ATP then).
+    stock_interval: int = _duration(60_000)
+    # Create Event is Klaviyo's XL tier: 350/s burst, 3,500/min steady.
+    events_rate: float = 3500 / 60
+    events_burst: float = 350.0
+    # Catalog variant bulk update jobs: 75/s burst, 750/min steady.
+    catalog_rate: float = 750 / 60
+    catalog_burst: float = 75.0
 
 
 @dataclass(frozen=True, slots=True)
 class BrazeSettings:
-    """Take Braze webhooks."""
+    """Take Braze webhooks; deliver decisions and stock to Braze."""
 
     webhook_token: SecretStr = field(default_factory=lambda: SecretStr(""))
     consent_default: bool = True
+    # The REST endpoint of the workspace's instance, e.g. https://rest.fra-01.braze.eu.
+    api_base: str = "https://rest.iad-01.braze.com"
+    # A REST API key with campaigns.trigger.send, users.track and catalogs.update_items.
+    api_key: SecretStr = field(default_factory=lambda: SecretStr(""))
+    # Our campaign_id -> the Braze API-triggered campaign id; an approval of an unmapped
+    # campaign cannot be sent and goes to the delivery DLQ.
+    campaigns: Mapping[str, str] = field(default_factory=dict)
+    catalog: str = "products"
+    stock_interval: int = _duration(60_000)
+    # /campaigns/trigger/send: 250,000 requests/hour, shared with /messages/send.
+    send_rate: float = 250_000 / 3600
+    send_burst: float = 250.0
+    # /users/track: 3,000 requests per 3 s.
+    track_rate: float = 1000.0
+    track_burst: float = 3000.0
+    # Asynchronous catalog item edits: 16,000 requests/min shared by the item endpoints.
+    catalog_rate: float = 16_000 / 60
+    catalog_burst: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShoppingfeedSettings:
+    """Push stock to Shoppingfeed and read its marketplace orders."""
+
+    api_base: str = "https://api.shopping-feed.com"
+    token: SecretStr = field(default_factory=lambda: SecretStr(""))
+    # Inventory is set per catalog (`PUT /v1/catalog/{catalog_id}/inventory`), orders are
+    # read per store (`GET /v1/store/{store_id}/order`).
+    catalog_id: str = ""
+    store_id: str = ""
+    stock_interval: int = _duration(60_000)
+    # Undocumented; 10 requests per 2 s is what the API reports in X-RateLimit-Limit. A 429
+    # says how long to wait in X-RateLimit-Wait, which is honoured whatever this says.
+    inventory_rate: float = 5.0
+    inventory_burst: float = 10.0
+    # `stockguard poll shoppingfeed`: how often new orders are asked for, and how many a page.
+    poll_interval: int = _duration(60_000)
+    page_size: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """Run the deliverers (`stockguard deliver`): HTTP, batching, retries, the circuit."""
+
+    # Each deliverer's consumer group is `{group_prefix}-{system}`.
+    group_prefix: str = "stockguard-deliver"
+    timeout: int = _duration(10_000)
+    connect_timeout: int = _duration(3_000)
+    # Requests in flight per deliverer.
+    concurrency: int = 64
+    # Messages taken from Kafka at a time (a batch is delivered before the next is taken).
+    batch: int = 500
+    backoff_base: int = _duration(500)
+    backoff_cap: int = _duration(60_000)
+    # After this many failures in a row the vendor is left alone for `circuit_cooldown`.
+    circuit_threshold: int = 5
+    circuit_cooldown: int = _duration(30_000)
+    # How long the Braze deliverer remembers a trigger it sent (Kafka keeps a redelivery
+    # that long at most): `{redis.prefix}:delivered:{system}:{trigger_id}` in Redis.
+    record_ttl: int = _duration(7 * 24 * _H)
+    # A retraction waits for its approval to be delivered at most this long.
+    retraction_hold: int = _duration(10 * 60_000)
+    # /metrics, /healthz, /readyz of a deliverer (or `--port`).
+    host: str = "127.0.0.1"
+    port: int = 9102
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.batch < 1:
+            raise SettingsError("delivery.concurrency and delivery.batch must be >= 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +482,8 @@ class Settings:
     klaviyo: KlaviyoSettings = field(default_factory=KlaviyoSettings)
     braze: BrazeSettings = field(default_factory=BrazeSettings)
     ga4: Ga4Settings = field(default_factory=Ga4Settings)
+    shoppingfeed: ShoppingfeedSettings = field(default_factory=ShoppingfeedSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     # Logical decision partitions: fixed, so decisions never depend on workers. 0 (auto):
     # one per worker of the run, so one process broadcasts product state to one replica.
     decision_partitions: int = 0

@@ -73,6 +73,8 @@ class DecideLogic(StatefulBatchLogic[ToDecision, OutRecord | StockView, bytes | 
                     "(STOCKGUARD_DECISION_PARTITIONS) or start from a new recovery store"
                 )
             self.decider = self._decider(state, snapshot_ms)
+            # Resumed: views sent just before the stop may not have reached Redis or Kafka.
+            self.decider.resync_views()
 
     def _decider(self, state: DecisionState, snapshot_ms: int | None) -> Decider:
         # Every partition holds the same product state: partition 0 alone feeds the view.

@@ -311,6 +311,11 @@ class Decider:
             if type(owner) is Customer and owner.orders is not None and o.order_id in owner.orders:
                 owner.orders[o.order_id][2] = True
 
+    def resync_views(self) -> None:
+        """Mark every known sku's view as changed: after a restart, views in flight may be lost."""
+        if self.dirty is not None:
+            self.dirty.update(self.state.skus)
+
     def take_views(self) -> list[dict[str, Any]]:
         """Return the stock view of every sku changed since the last call, and forget them."""
         if not self.dirty:

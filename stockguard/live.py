@@ -35,6 +35,7 @@ from stockguard.connectors.health import STOP
 from stockguard.connectors.journal import KafkaJournal
 from stockguard.connectors.kafka import KafkaInput, KafkaOutput, KafkaProbe
 from stockguard.connectors.metrics import CampaignGauges
+from stockguard.connectors.stock_views import StockViewSink
 from stockguard.flows.dataflow import build_flow
 from stockguard.flows.metrics import input_names
 from stockguard.flows.records import CampaignView, OutRecord, StockView
@@ -102,7 +103,7 @@ def build_live_flow(settings: Settings, recovery: bool, created_ms: int | None =
     journal = None
     if recovery and created_ms is not None:
         journal = KafkaJournal(conf, settings, created_ms)
-    views: list[Sink[StockView | CampaignView]] = [CampaignGauges()]
+    views: list[Sink[StockView | CampaignView]] = [CampaignGauges(), StockViewSink(conf, settings.topics.stock_views)]
     if settings.redis.enabled:
         from stockguard.connectors.redis_view import RedisViewSink
 
@@ -248,10 +249,10 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[tuple[str, 
     t = settings.topics
     admin = AdminClient(dict[str, str | int | float | bool](k.client_config()))
     existing = set(admin.list_topics(timeout=timeout).topics)
-    compacted = {t.products, t.campaigns}
+    compacted = {t.products, t.campaigns, t.stock_views}
     new = []
     results: list[tuple[str, str]] = []
-    for topic in (*t.inputs(), *t.outputs()):
+    for topic in (*t.inputs(), *t.outputs(), *t.delivery()):
         if topic in existing:
             results.append((topic, "exists"))
             continue

@@ -116,7 +116,7 @@ def test_topic_renames_map_contract_names_to_configured_ones() -> None:
     s = load_settings(env=topic_env("x."))
     assert s.topics.triggers == "x.marketing.triggers" and s.topics.dlq == "x.stockguard.dlq"
     assert s.topics.from_contract()["shop.orders"] == "x.shop.orders"
-    assert len(s.topics.from_contract()) == 12
+    assert len(s.topics.from_contract()) == 14  # the 12 of CONTRACT.md and the deliverers 2
 
 
 def test_automatic_decision_partitions_follow_the_workers_and_an_explicit_count_wins() -> None:

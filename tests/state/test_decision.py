@@ -358,3 +358,16 @@ def test_state_survives_a_pickle_round_trip() -> None:
     h.decider.state = back
     assert h.trigger(trigger("t1", "c1", ["A"], ts=T0 + 2 * MIN))[2]["reason"] == "duplicate"
     assert h.trigger(trigger("t2", "c1", ["A"], ts=T0 + 2 * MIN))[2]["reason"] == "frequency_capped"
+
+
+def test_resync_views_sends_every_known_sku_again_after_a_restart() -> None:
+    from stockguard.state.decision import Decider
+
+    h = stocked("A", "B")
+    tracked = Decider(h.decider.state, h.rules, lambda: 1, track_views=True)
+    assert tracked.take_views() == []
+    tracked.resync_views()
+    assert sorted(v["sku"] for v in tracked.take_views()) == ["A", "B"]
+    untracked = Decider(h.decider.state, h.rules, lambda: 1)
+    untracked.resync_views()
+    assert untracked.dirty is None
