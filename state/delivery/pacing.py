@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["Backoff", "Circuit", "TokenBucket", "retry_after"]
+__all__ = ["Backoff", "Circuit", "TokenBucket", "reset_wait", "retry_after"]
 
 State = Literal["closed", "open", "half_open"]
 _MAX_VENDOR_WAIT: Final = 3600.0
@@ -64,8 +64,9 @@ class TokenBucket:
 
 def retry_after(headers: dict[str, str]) -> float | None:
     """Read a vendor's wait in seconds (`Retry-After` seconds, or `X-RateLimit-Wait`)."""
-    for name in ("Retry-After", "retry-after", "X-RateLimit-Wait", "x-ratelimit-wait"):
-        raw = headers.get(name)
+    low = {k.lower(): v for k, v in headers.items()}
+    for name in ("retry-after", "x-ratelimit-wait"):
+        raw = low.get(name)
         if raw is None:
             continue
         try:
@@ -74,6 +75,21 @@ def retry_after(headers: dict[str, str]) -> float | None:
             continue  # an HTTP date: use our own backoff instead
         if wait >= 0:
             return min(wait, _MAX_VENDOR_WAIT)
+    return None
+
+
+def reset_wait(headers: dict[str, str], now_epoch_s: float) -> float | None:
+    """Read Braze's `X-RateLimit-Reset` (epoch seconds when the window resets) as a wait."""
+    low = {k.lower(): v for k, v in headers.items()}
+    for name in ("x-ratelimit-reset",):
+        raw = low.get(name)
+        if raw is None:
+            continue
+        try:
+            reset = float(raw)
+        except ValueError:
+            continue
+        return min(max(0.0, reset - now_epoch_s), _MAX_VENDOR_WAIT)
     return None
 
 

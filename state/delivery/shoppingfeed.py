@@ -1,7 +1,7 @@
 """Shoppingfeed requests for stock (INTEGRATIONS.md "Out"), as pure data.
 
-The inventory update of the official SDK (shoppingflux/php-sdk): `PUT` the store's
-inventory with `{"inventory": [{"reference": sku, "quantity": atp}]}`, at most 100
+The inventory update of the official SDK (shoppingflux/php-sdk): `PUT
+/v1/catalog/{catalog_id}/inventory` with `{"inventory": [{"reference": sku, "quantity": atp}]}`, at most 100
 references a request; ATP below zero is sent as 0.
 """
 

@@ -63,3 +63,12 @@ def test_the_circuit_opens_stops_calls_probes_once_and_closes_by_itself() -> Non
     assert not c.allow(60.0) and c.allow(63.1)
     c.success()
     assert c.state(63.2) == "closed" and c.allow(63.2)
+
+
+def test_braze_rate_limit_reset_is_a_wait_from_now() -> None:
+    from stockguard.state.delivery.pacing import reset_wait, retry_after
+
+    assert reset_wait({"x-ratelimit-reset": "1700000010"}, 1700000004.5) == 5.5
+    assert reset_wait({"X-RateLimit-Reset": "1"}, 100.0) == 0.0
+    assert reset_wait({}, 1.0) is None
+    assert retry_after({"x-RateLimit-Wait": "0.25"}) == 0.25
