@@ -52,11 +52,20 @@ class Call:
 class Planner(Protocol):
     """A vendor's calls for decisions and stock."""
 
-    system: str
-    # Whether approvals need our own delivered-ids record (no vendor-side dedup).
-    recorded: bool
-    # Whether this vendor takes decisions at all (Shoppingfeed takes stock only).
-    decisions: bool
+    @property
+    def system(self) -> str:
+        """Name the vendor (metric label, record key, consumer group)."""
+        ...
+
+    @property
+    def recorded(self) -> bool:
+        """Tell whether approvals need our own delivered-ids record (no vendor-side dedup)."""
+        ...
+
+    @property
+    def decisions(self) -> bool:
+        """Tell whether this vendor takes decisions at all (Shoppingfeed takes stock only)."""
+        ...
 
     def approvals(self, msgs: Sequence[Msg]) -> tuple[list[Call], list[tuple[Msg, str]]]:
         """Return the calls for approved triggers, and those that cannot be sent, with why."""

@@ -1,0 +1,1 @@
+"""The deliverers: our decisions and stock out to Klaviyo, Braze and Shoppingfeed."""

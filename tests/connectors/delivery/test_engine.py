@@ -1,0 +1,178 @@
+"""The deliverer's loop on in-memory edges and a scripted vendor: what is sent, when, once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from stockguard.config.settings import Settings, load_settings
+from stockguard.connectors.delivery.engine import Deliverer
+from stockguard.connectors.delivery.http import Reply, Transient
+from stockguard.connectors.delivery.kafka_io import MemoryDlq, MemorySource
+from stockguard.connectors.delivery.record import MemoryRecord
+from stockguard.state.delivery.plan import BrazePlanner, KlaviyoPlanner, Planner
+
+Answer = Callable[[str, str, Any], Reply | Exception]
+
+
+class Vendor:
+    """Answer each request with `answer` (202 by default) and keep them."""
+
+    def __init__(self, answer: Answer | None = None) -> None:
+        self.requests: list[tuple[str, str, Any]] = []
+        self.answer = answer or (lambda _m, _p, _b: Reply(202, {}, b""))
+
+    async def call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Reply:
+        self.requests.append((method, path, body))
+        out = self.answer(method, path, body)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+
+def settings() -> Settings:
+    return load_settings(
+        env={
+            "STOCKGUARD_DELIVERY__BACKOFF_BASE": "1ms",
+            "STOCKGUARD_DELIVERY__BACKOFF_CAP": "5ms",
+            "STOCKGUARD_DELIVERY__RETRACTION_HOLD": "10m",
+            "STOCKGUARD_BRAZE__CAMPAIGNS": '{"cm-42": "b-42"}',
+            "STOCKGUARD_KLAVIYO__STOCK_INTERVAL": "0ms",
+        }
+    )
+
+
+def approved(i: int) -> bytes:
+    return orjson.dumps(
+        {
+            "trigger_id": f"t-{i}",
+            "ts": 1764547400000,
+            "campaign_id": "cm-42",
+            "customer_id": f"c-{i}",
+            "kind": "cart_abandonment",
+            "channel": "email",
+            "skus": ["A"],
+            "decision": "send",
+        }
+    )
+
+
+def retracted(i: int) -> bytes:
+    return orjson.dumps({"trigger_id": f"t-{i}", "ts": 1764547500000, "customer_id": f"c-{i}", "sku": "A"})
+
+
+async def run_until(d: Deliverer, done: Callable[[], bool], timeout: float = 5.0) -> None:
+    task = asyncio.create_task(d.run())
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    d.stop()
+    await task
+
+
+def deliverer(
+    planner: Planner, vendor: Vendor, record: MemoryRecord | None = None
+) -> tuple[Deliverer, MemorySource, MemoryDlq]:
+    src, dlq = MemorySource(), MemoryDlq()
+    return Deliverer(settings(), planner, vendor, record or MemoryRecord(), src, dlq, chance=lambda: 0.5), src, dlq
+
+
+def test_klaviyo_gets_each_approval_once_and_a_retraction_only_after_its_approval() -> None:
+    async def go() -> None:
+        vendor = Vendor()
+        d, src, _dlq = deliverer(KlaviyoPlanner(), vendor)
+        t = Settings().topics
+        src.add(t.retracted, retracted(1))  # read before its approval (another topic)
+        src.add(t.approved, approved(1))
+        src.add(t.approved, approved(2))
+        await run_until(d, lambda: len(vendor.requests) >= 3)
+        kinds = [b["data"]["attributes"]["unique_id"] for _m, _p, b in vendor.requests]
+        assert kinds == ["t-1:approved", "t-2:approved", "t-1:retracted"]
+        assert src.committed == {(t.approved, 0): 2, (t.retracted, 0): 1}
+        assert d.outcomes["delivered"] == 3
+
+    asyncio.run(go())
+
+
+def test_braze_never_sends_a_recorded_trigger_again_and_dead_letters_one_in_doubt() -> None:
+    async def go() -> None:
+        vendor = Vendor(lambda _m, _p, _b: Reply(201, {}, b'{"message":"success"}'))
+        record = MemoryRecord()
+        record.data["t-1"] = "sent"  # delivered before a restart
+        record.data["t-2"] = "pending:old-run"  # a send cut by a crash
+        d, src, dlq = deliverer(BrazePlanner({"cm-42": "b-42"}), vendor, record)
+        t = Settings().topics
+        for i in (1, 2, 3):
+            src.add(t.approved, approved(i))
+        await run_until(d, lambda: src.committed.get((t.approved, 0)) == 3)
+        sent = [r["trigger_properties"]["trigger_id"] for _m, _p, b in vendor.requests for r in b["recipients"]]
+        assert sent == ["t-3"] and record.data["t-3"] == "sent"
+        [(key, raw)] = dlq.records
+        assert key == "t-2" and orjson.loads(raw)["outcome"] == "in_doubt"
+        assert (d.outcomes["duplicate"], d.outcomes["in_doubt"], d.outcomes["delivered"]) == (1, 1, 1)
+
+    asyncio.run(go())
+
+
+def test_429_waits_the_vendors_time_5xx_retries_and_a_4xx_goes_to_the_dlq_without_emails() -> None:
+    answers: Iterator[Reply | Exception] = iter(
+        [
+            Reply(429, {"Retry-After": "0"}, b""),
+            Reply(503, {}, b""),
+            Transient("refused"),
+            Reply(202, {}, b""),
+            Reply(400, {}, b'{"errors":[{"detail":"bad profile jane@example.com"}]}'),
+        ]
+    )
+
+    async def go() -> None:
+        vendor = Vendor(lambda _m, _p, _b: next(answers))
+        d, src, dlq = deliverer(KlaviyoPlanner(), vendor)
+        t = Settings().topics
+        src.add(t.approved, approved(1))
+        await run_until(d, lambda: d.outcomes["delivered"] == 1)
+        src.add(t.approved, approved(2))
+        await run_until(d, lambda: len(dlq.records) == 1)
+        assert len(vendor.requests) == 5
+        rec = orjson.loads(dlq.records[0][1])
+        assert (rec["status"], rec["outcome"], rec["trigger_id"]) == (400, "rejected", "t-2")
+        assert "jane@example.com" not in rec["vendor_body"] and "<email>" in rec["vendor_body"]
+        assert src.committed[(t.approved, 0)] == 2
+
+    asyncio.run(go())
+
+
+def test_braze_does_not_retry_a_send_that_may_have_arrived() -> None:
+    async def go() -> None:
+        vendor = Vendor(lambda _m, _p, _b: Transient("timeout"))
+        d, src, dlq = deliverer(BrazePlanner({"cm-42": "b-42"}), vendor)
+        src.add(Settings().topics.approved, approved(1))
+        await run_until(d, lambda: len(dlq.records) == 1)
+        assert len(vendor.requests) == 1 and orjson.loads(dlq.records[0][1])["outcome"] == "in_doubt"
+
+    asyncio.run(go())
+
+
+def test_stock_views_are_coalesced_into_one_catalog_call_and_bad_ones_dead_lettered() -> None:
+    async def go() -> None:
+        vendor = Vendor()
+        d, src, dlq = deliverer(KlaviyoPlanner(), vendor)
+        topic = Settings().topics.stock_views
+        src.add(topic, orjson.dumps({"sku": "A", "atp": 5}))
+        src.add(topic, orjson.dumps({"sku": "A", "atp": 2}))
+        src.add(topic, orjson.dumps({"sku": "B", "atp": 1}))
+        src.add(topic, b"not json")
+        await run_until(d, lambda: src.committed.get((topic, 0)) == 4)
+        [(_m, path, body)] = vendor.requests
+        assert path == "/api/catalog-variant-bulk-update-jobs"
+        variants = body["data"]["attributes"]["variants"]["data"]
+        assert [(v["id"], v["attributes"]["inventory_quantity"]) for v in variants] == [
+            ("$custom:::$default:::A", 2),
+            ("$custom:::$default:::B", 1),
+        ]
+        assert orjson.loads(dlq.records[0][1])["error"] == "not JSON"
+
+    asyncio.run(go())
