@@ -145,6 +145,14 @@ def cmd_loadgen(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
+    """Deliver decisions and stock to one vendor until stopped."""
+    from stockguard.deliver import run_deliverer
+
+    run_deliverer(settings, args.system, args.port)
+    return 0
+
+
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the shop systems' webhooks into the input topics."""
     from stockguard.gateway import run_gateway
@@ -238,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     gw = sub.add_parser("gateway", help="serve Shopify, Stripe, Klaviyo, Braze and GA4 webhooks into Kafka")
     gw.add_argument("--config", dest="sub_config", help="TOML settings file")
     gw.set_defaults(func=cmd_gateway)
+
+    dv = sub.add_parser("deliver", help="deliver approved/retracted triggers and stock to a vendor's API")
+    dv.add_argument("system", choices=["klaviyo", "braze", "shoppingfeed"], help="the vendor")
+    dv.add_argument("--port", type=int, help="port of /metrics, /healthz, /readyz (default delivery.port)")
+    dv.add_argument("--config", dest="sub_config", help="TOML settings file")
+    dv.set_defaults(func=cmd_deliver)
 
     im = sub.add_parser("import", help="turn a recorded GA4 BigQuery export into a replay file")
     im.add_argument("system", choices=["ga4"], help="whose export: ga4 (bq extract, NEWLINE_DELIMITED_JSON)")
