@@ -241,22 +241,23 @@ class Deliverer:
 
     async def _approvals(self, msgs: list[Msg]) -> None:
         if self.planner.recorded:
-            claims = await self._retrying(
-                lambda: self.record.claim([str(m.value.get("trigger_id")) for m in msgs], self.run_id)
-            )
+            # Drop what an earlier run sent, refused or left in doubt; the rest is claimed
+            # call by call just before its request (`_send`), so the window in which a
+            # crash leaves a send in doubt is one request, not a batch.
+            ids = [str(m.value.get("trigger_id")) for m in msgs]
+            states = await self._retrying(lambda: self.record.states(ids))
             fresh: list[Msg] = []
             doubtful: list[Msg] = []
-            for m, claim in zip(msgs, claims, strict=True):
-                if claim in ("new", "mine"):
+            for m, state in zip(msgs, states, strict=True):
+                if state is None:
                     fresh.append(m)
-                elif claim == "in_doubt":
+                elif state == "pending":
                     doubtful.append(m)
                 else:
                     self._settle([m.position], "duplicate")
             if doubtful:
-                await self._dead_letter(
-                    doubtful, "in_doubt", None, "the deliverer stopped while this send was in flight"
-                )
+                why = "a deliverer stopped while this send was in flight"
+                await self._dead_letter(doubtful, "in_doubt", None, why)
             msgs = fresh
         calls, unsendable = self.planner.approvals(msgs)
         for m, why in unsendable:
@@ -354,15 +355,16 @@ class Deliverer:
         recorded = self.planner.recorded and call.kind == "approved"
         while True:
             await self._wait_circuit()
-            if recorded and attempt:
-                # Claimed again after a definite failure released it (see below).
-                claims = await self._retrying(lambda: self.record.claim(call.trigger_ids, self.run_id))
-                if any(c not in ("new", "mine") for c in claims):
-                    return _Result(None, doubt=True)
             while (w := bucket.wait(self.clock())) > 0:
                 await self._sleep(w)
             bucket.take(self.clock())
             async with self.sem:
+                if recorded:
+                    # Claimed right before the request (again after a definite failure
+                    # released it); another holder means a rebalance raced us.
+                    claims = await self._retrying(lambda: self.record.claim(call.trigger_ids, self.run_id))
+                    if any(c not in ("new", "mine") for c in claims):
+                        return _Result(None, doubt=True)
                 t0 = self.clock()
                 try:
                     reply: Reply | None = await self.http.call(call.method, call.path, call.body)
@@ -388,6 +390,9 @@ class Deliverer:
                 self.circuit.failure(self.clock())
                 await self._sleep(self.backoff.delay(attempt))
             elif reply.status == 429:
+                # The vendor is up, only busy: close the circuit (a half-open probe that
+                # got a 429 must not leave it open for ever) and wait as told.
+                self.circuit.success()
                 wait = retry_after(reply.headers)
                 if wait is None:
                     wait = reset_wait(reply.headers, self.wall())

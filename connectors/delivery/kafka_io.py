@@ -81,6 +81,12 @@ class KafkaIncoming:
                 # The flow produces with idempotence; no transactions to wait for.
                 "isolation.level": "read_uncommitted",
                 "fetch.wait.max.ms": 5,
+                # A deliverer killed -9 holds its partitions until its session times out:
+                # 10 s (not Kafka's 45 s) before a restarted or other member takes over.
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 3_000,
+                # Topics created after the deliverer started are found within 10 s.
+                "topic.metadata.refresh.interval.ms": 10_000,
             }
         )
         self._c.subscribe(list(topics), on_revoke=self._on_revoke, on_lost=self._on_revoke)
