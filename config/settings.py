@@ -419,6 +419,12 @@ class ShoppingfeedSettings:
     # `stockguard poll shoppingfeed`: how often new orders are asked for, and how many a page.
     poll_interval: int = _duration(60_000)
     page_size: int = 100
+    # Each poll asks for orders created since the newest one seen minus this, so an order
+    # cancelled or refused within it is seen again; older cancellations are not.
+    poll_lookback: int = _duration(_H)
+    # The order API shares the store's limit with the inventory pushes of the deliverer.
+    orders_rate: float = 2.0
+    orders_burst: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

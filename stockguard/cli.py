@@ -153,6 +153,21 @@ def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
+    """Poll a marketplace's new orders into `shop.orders` until stopped (or once)."""
+    from stockguard.poll import run_poller
+
+    return run_poller(settings, args.system, args.port, once=args.once)
+
+
+def cmd_fake_vendors(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve local fakes of Klaviyo, Braze and Shoppingfeed (never the real ones)."""
+    from stockguard.fake_vendors import serve_fakes
+
+    serve_fakes(args.host, args.port, args.delay_ms / 1000)
+    return 0
+
+
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the shop systems' webhooks into the input topics."""
     from stockguard.gateway import run_gateway
@@ -252,6 +267,20 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--port", type=int, help="port of /metrics, /healthz, /readyz (default delivery.port)")
     dv.add_argument("--config", dest="sub_config", help="TOML settings file")
     dv.set_defaults(func=cmd_deliver)
+
+    pl = sub.add_parser("poll", help="read a marketplace's new orders into shop.orders")
+    pl.add_argument("system", choices=["shoppingfeed"], help="the marketplace integrator")
+    pl.add_argument("--port", type=int, help="port of /metrics, /healthz (default 9103)")
+    pl.add_argument("--once", action="store_true", help="poll once and exit (1 when the poll failed)")
+    pl.add_argument("--config", dest="sub_config", help="TOML settings file")
+    pl.set_defaults(func=cmd_poll)
+
+    fv = sub.add_parser("fake-vendors", help="serve local fakes of Klaviyo, Braze and Shoppingfeed for tests and demos")
+    fv.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    fv.add_argument("--port", type=int, default=9300, help="port (default 9300)")
+    fv.add_argument("--delay-ms", type=float, default=0.0, help="service time added to every answer")
+    fv.add_argument("--config", dest="sub_config", help="TOML settings file")
+    fv.set_defaults(func=cmd_fake_vendors)
 
     im = sub.add_parser("import", help="turn a recorded GA4 BigQuery export into a replay file")
     im.add_argument("system", choices=["ga4"], help="whose export: ga4 (bq extract, NEWLINE_DELIMITED_JSON)")

@@ -12,7 +12,9 @@ error shape when wrong; accepted ones are kept for the test to read:
   for sends and tracks, 202 for catalog edits; 50 recipients, 75 events, 50 items at
   most. Braze does not dedup: every accepted recipient is a message sent.
 - Shoppingfeed (php-sdk InventoryUpdate): `PUT /v1/catalog/{id}/inventory`, 100
-  references at most.
+  references at most; `GET /v1/store/{id}/order` (php-sdk OrderDomain) pages the orders
+  the test put in `shoppingfeed_orders` (or `POST /_fake/shoppingfeed/orders`), created
+  at or after `since`, as HAL (`_embedded.order`, `page`, `pages`), 200 a page at most.
 
 Faults for the tests: `fail_next(n, status, wait)` answers the next n requests with 429
 (with `Retry-After` or `X-RateLimit-Wait`) or 5xx; `down(seconds)` answers 503 to all;
@@ -27,12 +29,13 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-__all__ = ["FakeVendors", "fake_app"]
+__all__ = ["FakeVendors", "fake_app", "serve_fakes"]
 
 
 @dataclass
@@ -51,6 +54,8 @@ class FakeVendors:
     braze_events: list[dict[str, Any]] = field(default_factory=list)
     braze_stock: dict[str, int] = field(default_factory=dict)
     shoppingfeed_stock: dict[str, int] = field(default_factory=dict)
+    # The store's marketplace orders (php-sdk OrderResource fields), served by the order API.
+    shoppingfeed_orders: list[dict[str, Any]] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     refused: list[str] = field(default_factory=list)
     _unique: set[tuple[str, str, str]] = field(default_factory=set)
@@ -251,6 +256,41 @@ def fake_app(v: FakeVendors) -> web.Application:
             v.shoppingfeed_stock[r["reference"]] = r["quantity"]
         return web.json_response({"_embedded": {"inventory": rows}}, status=200)
 
+    async def shoppingfeed_order_list(request: web.Request) -> web.Response:
+        _need(request.headers.get("Authorization") == f"Bearer {v.shoppingfeed_token}", "Unauthorized", 401)
+        q = request.query
+        try:
+            page = int(q.get("page", "1"))
+            limit = int(q.get("limit", "20"))
+        except ValueError:
+            raise _Refused(400, "page and limit must be integers") from None
+        _need(page >= 1 and 1 <= limit <= 200, "page >= 1 and 1 <= limit <= 200")
+        orders = v.shoppingfeed_orders
+        if "since" in q:
+            try:
+                since = datetime.fromisoformat(q["since"])
+            except ValueError:
+                raise _Refused(400, "since must be an ISO-8601 date") from None
+            _need(since.tzinfo is not None, "since needs a time zone")
+            orders = [o for o in orders if datetime.fromisoformat(o["createdAt"]) >= since]
+        pages = max(1, -(-len(orders) // limit))
+        chunk = orders[(page - 1) * limit : page * limit]
+        body = {
+            "total": len(orders),
+            "count": len(chunk),
+            "page": page,
+            "pages": pages,
+            "limit": limit,
+            "_links": {"self": {"href": str(request.rel_url)}},
+            "_embedded": {"order": chunk},
+        }
+        return web.json_response(body, content_type="application/hal+json")
+
+    async def add_orders(request: web.Request) -> web.Response:
+        body = await _json(request, "application/json")
+        v.shoppingfeed_orders.extend(_items(body, 10_000, "a list of orders"))
+        return web.json_response({"orders": len(v.shoppingfeed_orders)})
+
     async def state(_request: web.Request) -> web.Response:
         return web.json_response(v.state())
 
@@ -263,7 +303,14 @@ def fake_app(v: FakeVendors) -> web.Application:
             web.post("/users/track", braze_track),
             web.patch("/catalogs/{name}/items", braze_catalog),
             web.put("/v1/catalog/{id}/inventory", shoppingfeed_inventory),
+            web.get("/v1/store/{id}/order", shoppingfeed_order_list),
+            web.post("/_fake/shoppingfeed/orders", add_orders),
             web.get("/_fake/state", state),
         ]
     )
     return app
+
+
+def serve_fakes(host: str, port: int, delay_s: float = 0.0) -> None:
+    """Serve the fakes until stopped (`stockguard fake-vendors`), with their test credentials."""
+    web.run_app(fake_app(FakeVendors(delay=delay_s)), host=host, port=port, access_log=None, print=None)

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,9 +200,9 @@ def decided_all(settings: Settings, expected: dict[str, Any]) -> Callable[[list[
 class OutputReader:
     """Consume every output topic from the beginning, in a background thread."""
 
-    def __init__(self, kafka: str, settings: Settings) -> None:
+    def __init__(self, kafka: str, settings: Settings, extra: Sequence[str] = ()) -> None:
         t = settings.topics
-        self.topics = [t.approved, t.suppressed, t.retracted, t.dlq]
+        self.topics = [t.approved, t.suppressed, t.retracted, t.dlq, *extra]
         self.records: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
