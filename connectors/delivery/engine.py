@@ -16,7 +16,10 @@ Each call waits for its endpoint's token bucket and the circuit, and is retried 
 (the vendor's wait), 5xx and no answer (backoff with jitter) until accepted; a 4xx that
 no retry can fix goes to the delivery DLQ with the vendor's status and body. Braze has
 no idempotency key, so an approval whose answer never came (timeout, reset) is not sent
-again: it goes to the delivery DLQ as in doubt.
+again: it goes to the delivery DLQ as in doubt. A stop (SIGTERM) starts no new request but
+lets those in flight finish and records their answers, so only a crash leaves a send in
+doubt. When a rebalance makes two runs claim the same Braze trigger, the one that finds it
+claimed waits for the other's outcome (a duplicate, not a second send) and sends the rest.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from stockguard.connectors.delivery.metrics import (
     REQUEST_LATENCY,
     REQUESTS,
 )
-from stockguard.connectors.delivery.record import SentRecord
+from stockguard.connectors.delivery.record import Claim, SentRecord
 from stockguard.state.delivery.offsets import OffsetTracker
 from stockguard.state.delivery.pacing import Backoff, Circuit, TokenBucket, reset_wait, retry_after
 from stockguard.state.delivery.plan import Call, Msg, Planner
@@ -96,11 +99,22 @@ def _stock_interval(settings: Settings, system: str) -> float:
 
 
 class _Result:
-    __slots__ = ("doubt", "reply")
+    __slots__ = ("conflict", "doubt", "reply", "stopped")
 
-    def __init__(self, reply: Reply | None, doubt: bool = False) -> None:
+    def __init__(
+        self,
+        reply: Reply | None,
+        doubt: bool = False,
+        stopped: bool = False,
+        conflict: Sequence[Claim] | None = None,
+    ) -> None:
         self.reply = reply
         self.doubt = doubt
+        # Not attempted because the deliverer is stopping: left uncommitted, redelivered.
+        self.stopped = stopped
+        # Another run holds or settled some of the call's triggers (a rebalance raced us):
+        # the claims as found, aligned with the call's trigger ids; nothing was sent.
+        self.conflict = conflict
 
     @property
     def accepted(self) -> bool:
@@ -146,6 +160,7 @@ class Deliverer:
         self.backoff = Backoff(chance, d.backoff_base / 1000, d.backoff_cap / 1000)
         self.circuit = Circuit(d.circuit_threshold, d.circuit_cooldown / 1000)
         self.hold_s = d.retraction_hold / 1000
+        self.timeout_s = d.timeout / 1000
         self.sem = asyncio.Semaphore(d.concurrency)
         # Retractions whose approval is not delivered yet, with when they were first seen.
         self.held: list[tuple[Msg, float]] = []
@@ -291,11 +306,20 @@ class Deliverer:
         await self._calls(calls, {m.position: m for m in ready})
 
     async def _calls(self, calls: list[Call], by_pos: dict[Position, Msg]) -> None:
+        # Every call runs to its end, a stop included: `_send` does not start a request
+        # once stopping, but one in flight is answered and recorded, so a graceful stop
+        # leaves no Braze send in doubt.
         results = await asyncio.gather(*(self._send(c) for c in calls))
         sent: list[str] = []
         failed: list[str] = []
+        again: list[Msg] = []
         for call, res in zip(calls, results, strict=True):
             msgs = [by_pos[p] for p in call.positions]
+            if res.stopped:
+                continue
+            if res.conflict is not None:
+                again += await self._contended(msgs, res.conflict)
+                continue
             if res.accepted:
                 if call.kind == "approved":
                     sent.extend(call.trigger_ids)
@@ -315,6 +339,51 @@ class Deliverer:
             await self._retrying(lambda: self.record.mark(sent, "sent"))
         if failed:
             await self._retrying(lambda: self.record.mark(failed, "failed"))
+        if again and not self.stopping.is_set():
+            retry, _unsendable = self.planner.approvals(again)  # sendable before: still so
+            await self._calls(retry, {m.position: m for m in again})
+
+    async def _contended(self, msgs: list[Msg], claims: Sequence[Claim]) -> list[Msg]:
+        """Settle the triggers another run holds or settled; return those still ours to send.
+
+        A rebalance can hand a partition over while its old owner still sends: the new
+        owner then finds some claims held by the other run. Sent ones are duplicates,
+        refused ones skipped; one still pending is waited for (its owner is alive and
+        finishing, or died and left it in doubt) up to the HTTP timeout and a margin.
+        """
+        mine: list[Msg] = []
+        held: list[Msg] = []
+        for m, claim in zip(msgs, claims, strict=True):
+            if claim == "sent":
+                self._settle([m.position], "duplicate")
+            elif claim == "failed":
+                self._settle([m.position], "skipped")
+            elif claim == "in_doubt":
+                held.append(m)
+            else:
+                mine.append(m)
+        deadline = self.clock() + self.timeout_s + 5.0
+        while held:
+            ids = [str(m.value.get("trigger_id")) for m in held]
+            states = await self._retrying(lambda ids=ids: self.record.states(ids))  # type: ignore[misc]
+            still: list[Msg] = []
+            for m, state in zip(held, states, strict=True):
+                if state == "sent":
+                    self._settle([m.position], "duplicate")
+                elif state == "failed":
+                    self._settle([m.position], "skipped")
+                elif state is None:
+                    mine.append(m)  # its owner released it: surely not sent
+                else:
+                    still.append(m)
+            held = still
+            if held and self.clock() >= deadline:
+                why = "another deliverer run held this send and never recorded its answer"
+                await self._dead_letter(held, "in_doubt", None, why)
+                break
+            if held:
+                await self._sleep(0.2)
+        return mine
 
     # ---- stock ----
 
@@ -329,6 +398,8 @@ class Deliverer:
     async def _push(self, push: StockPush) -> None:
         calls = self.planner.stock(push)
         results = await asyncio.gather(*(self._send(c) for c in calls))
+        if any(r.stopped for r in results):
+            return  # stopping: the views stay uncommitted and are pushed after the restart
         for call, res in zip(calls, results, strict=True):
             if not res.accepted:
                 record = {
@@ -350,6 +421,14 @@ class Deliverer:
     # ---- one call ----
 
     async def _send(self, call: Call) -> _Result:
+        try:
+            return await self._attempts(call)
+        except _Stopped:
+            # Stopping while waiting (bucket, circuit, backoff): nothing is in flight and
+            # a recorded claim was released before the wait.
+            return _Result(None, stopped=True)
+
+    async def _attempts(self, call: Call) -> _Result:
         attempt = 0
         bucket = self.buckets[call.endpoint]
         recorded = self.planner.recorded and call.kind == "approved"
@@ -359,12 +438,16 @@ class Deliverer:
                 await self._sleep(w)
             bucket.take(self.clock())
             async with self.sem:
+                if self.stopping.is_set():
+                    raise _Stopped
                 if recorded:
                     # Claimed right before the request (again after a definite failure
                     # released it); another holder means a rebalance raced us.
                     claims = await self._retrying(lambda: self.record.claim(call.trigger_ids, self.run_id))
                     if any(c not in ("new", "mine") for c in claims):
-                        return _Result(None, doubt=True)
+                        ours = [i for i, c in zip(call.trigger_ids, claims, strict=True) if c in ("new", "mine")]
+                        await self._retrying(lambda ours=ours: self.record.release(ours))  # type: ignore[misc]
+                        return _Result(None, conflict=claims)
                 t0 = self.clock()
                 try:
                     reply: Reply | None = await self.http.call(call.method, call.path, call.body)

@@ -62,35 +62,32 @@ class TokenBucket:
         return True
 
 
+def _header(headers: dict[str, str], name: str) -> float | None:
+    """Read a numeric header whatever its case (an HTTP date or junk reads as None)."""
+    raw = next((v for k, v in headers.items() if k.lower() == name), None)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
 def retry_after(headers: dict[str, str]) -> float | None:
     """Read a vendor's wait in seconds (`Retry-After` seconds, or `X-RateLimit-Wait`)."""
-    low = {k.lower(): v for k, v in headers.items()}
     for name in ("retry-after", "x-ratelimit-wait"):
-        raw = low.get(name)
-        if raw is None:
-            continue
-        try:
-            wait = float(raw)
-        except ValueError:
-            continue  # an HTTP date: use our own backoff instead
-        if wait >= 0:
+        wait = _header(headers, name)
+        if wait is not None and wait >= 0:
             return min(wait, _MAX_VENDOR_WAIT)
-    return None
+    return None  # none, or an HTTP date: our own backoff instead
 
 
 def reset_wait(headers: dict[str, str], now_epoch_s: float) -> float | None:
     """Read Braze's `X-RateLimit-Reset` (epoch seconds when the window resets) as a wait."""
-    low = {k.lower(): v for k, v in headers.items()}
-    for name in ("x-ratelimit-reset",):
-        raw = low.get(name)
-        if raw is None:
-            continue
-        try:
-            reset = float(raw)
-        except ValueError:
-            continue
-        return min(max(0.0, reset - now_epoch_s), _MAX_VENDOR_WAIT)
-    return None
+    reset = _header(headers, "x-ratelimit-reset")
+    if reset is None:
+        return None
+    return min(max(0.0, reset - now_epoch_s), _MAX_VENDOR_WAIT)
 
 
 @dataclass

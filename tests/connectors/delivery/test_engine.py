@@ -176,3 +176,116 @@ def test_stock_views_are_coalesced_into_one_catalog_call_and_bad_ones_dead_lette
         assert orjson.loads(dlq.records[0][1])["error"] == "not JSON"
 
     asyncio.run(go())
+
+
+class SlowVendor(Vendor):
+    """Answer after `wait` seconds, so a stop can land while a request is in flight."""
+
+    def __init__(self, wait: float, answer: Answer | None = None) -> None:
+        super().__init__(answer)
+        self.wait = wait
+        self.started = asyncio.Event()
+
+    async def call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Reply:
+        self.started.set()
+        await asyncio.sleep(self.wait)
+        return await super().call(method, path, body, params)
+
+
+def braze_ok(_m: str, _p: str, _b: Any) -> Reply:
+    return Reply(201, {}, b'{"message":"success"}')
+
+
+def test_a_stop_lets_a_braze_send_in_flight_finish_and_records_it() -> None:
+    async def go() -> None:
+        vendor = SlowVendor(0.3, braze_ok)
+        record = MemoryRecord()
+        d, src, dlq = deliverer(BrazePlanner({"cm-42": "b-42"}), vendor, record)
+        t = Settings().topics
+        src.add(t.approved, approved(1))
+        task = asyncio.create_task(d.run())
+        await vendor.started.wait()
+        d.stop()  # SIGTERM while the request is in flight
+        await task
+        assert record.data == {"t-1": "sent"} and dlq.records == []
+        assert src.committed == {(t.approved, 0): 1}
+        # The next run sends nothing again, even if the message came back.
+        d2, src2, dlq2 = deliverer(BrazePlanner({"cm-42": "b-42"}), vendor, record)
+        src2.add(t.approved, approved(1))
+        await run_until(d2, lambda: src2.committed.get((t.approved, 0)) == 1)
+        assert len(vendor.requests) == 1 and dlq2.records == [] and d2.outcomes["duplicate"] == 1
+
+    asyncio.run(go())
+
+
+def test_a_stop_during_a_backoff_leaves_the_send_uncommitted_and_unclaimed() -> None:
+    async def go() -> None:
+        vendor = Vendor(lambda _m, _p, _b: Reply(503, {}, b""))
+        record = MemoryRecord()
+        d, src, dlq = deliverer(BrazePlanner({"cm-42": "b-42"}), vendor, record)
+        src.add(Settings().topics.approved, approved(1))
+        await run_until(d, lambda: len(vendor.requests) >= 2)
+        # Not sent, not in doubt: redelivered after the restart and sent then.
+        assert record.data == {} and dlq.records == [] and src.committed == {}
+
+    asyncio.run(go())
+
+
+class RacingRecord(MemoryRecord):
+    """A rebalance: another run claims t-2 between our read of the states and our claim."""
+
+    def __init__(self, then: str | None) -> None:
+        super().__init__()
+        self.then = then
+        self.raced = False
+
+    async def claim(self, ids: Any, run: str) -> Any:
+        if not self.raced:
+            self.raced = True
+            self.data["t-2"] = "pending:other-run"
+
+            async def other_finishes() -> None:
+                await asyncio.sleep(0.1)
+                if self.then is None:
+                    return  # the other run died with it in flight
+                self.data["t-2"] = self.then
+
+            asyncio.get_running_loop().create_task(other_finishes())
+        return await super().claim(ids, run)
+
+
+def test_a_rebalance_race_sends_the_rest_and_counts_the_others_send_as_a_duplicate() -> None:
+    async def go() -> None:
+        vendor = Vendor(braze_ok)
+        record = RacingRecord("sent")
+        d, src, dlq = deliverer(BrazePlanner({"cm-42": "b-42"}), vendor, record)
+        t = Settings().topics
+        for i in (1, 2, 3):
+            src.add(t.approved, approved(i))
+        await run_until(d, lambda: src.committed.get((t.approved, 0)) == 3)
+        sent = [r["trigger_properties"]["trigger_id"] for _m, _p, b in vendor.requests for r in b["recipients"]]
+        assert sorted(sent) == ["t-1", "t-3"] and dlq.records == []
+        assert (d.outcomes["delivered"], d.outcomes["duplicate"]) == (2, 1)
+        assert record.data == {"t-1": "sent", "t-2": "sent", "t-3": "sent"}
+
+    asyncio.run(go())
+
+
+def test_a_rebalance_race_whose_other_run_never_answers_is_in_doubt_after_the_timeout() -> None:
+    async def go() -> None:
+        vendor = Vendor(braze_ok)
+        record = RacingRecord(None)
+        s = load_settings(
+            env={"STOCKGUARD_DELIVERY__TIMEOUT": "100ms", "STOCKGUARD_DELIVERY__BACKOFF_BASE": "1ms"},
+        )
+        src, dlq = MemorySource(), MemoryDlq()
+        d = Deliverer(s, BrazePlanner({"cm-42": "b-42"}), vendor, record, src, dlq, chance=lambda: 0.5)
+        for i in (1, 2, 3):
+            src.add(s.topics.approved, approved(i))
+        await run_until(d, lambda: src.committed.get((s.topics.approved, 0)) == 3, timeout=15)
+        sent = [r["trigger_properties"]["trigger_id"] for _m, _p, b in vendor.requests for r in b["recipients"]]
+        assert sorted(sent) == ["t-1", "t-3"]
+        [(key, raw)] = dlq.records
+        assert key == "t-2" and orjson.loads(raw)["outcome"] == "in_doubt"
+
+    asyncio.run(go())
