@@ -6,16 +6,20 @@ There is no Grafana (and no Docker) where this project is built, so this script 
 
 1. create the contract's topics under names unique to this run (`stockguard topics create`);
 2. start `stockguard run -w 2` on them (Kafka, plus the Redis read model under a prefix
-   unique to this run) and `/usr/bin/prometheus`, scraping its `/metrics` every second
-   as job `stockguard`, with the rules of `ops/prometheus/alerts.yml`;
+   unique to this run), the three deliverers (`stockguard deliver klaviyo|braze|shoppingfeed`)
+   against the local fake vendors (`stockguard.fake_vendors`, in a process of their own) and
+   `/usr/bin/prometheus`, scraping every `/metrics` each second as jobs `stockguard` and
+   `stockguard-deliver`, with the rules of `ops/prometheus/alerts.yml`;
 3. produce a compressed simulated day to the input topics, paced by event time: the
    demo simulator (`stockguard.sim`), shortened so that its Cyber Monday campaign,
    and the order surge it causes at WH-PARIS, fall inside a run of a few minutes
    (`stockguard loadgen` always starts the simulated day at midnight, 10 h before it);
-4. wait until every message produced has been read, then ask Prometheus
-   (`/api/v1/query_range`, step 2 s) for every target of every panel over the run;
-5. stop everything it started (even on errors or Ctrl-C), delete the run's topics and
-   Redis keys, and draw the panels with matplotlib on the dashboard's grid.
+4. wait until every message produced has been read (by the deliverers too, for a minute
+   at most), then ask Prometheus (`/api/v1/query_range`, step 2 s) for every target of
+   every panel over the run;
+5. stop everything it started (even on errors or Ctrl-C), delete the run's topics,
+   consumer groups and Redis keys, and draw the panels with matplotlib on the dashboard's
+   grid (a row as its title over a rule, as Grafana draws it).
 
 The image is captioned as what it is: a rendering, not a Grafana screenshot.
 
@@ -86,6 +90,7 @@ PALETTE = tuple(
     "#629e51 #e5ac0e #64b0c8 #e0752d #bf1b00 #0a50a1 #962d82 #614d93".split()
 )
 STAT_COLOR = "#73bf69"
+SYSTEMS = ("klaviyo", "braze", "shoppingfeed")
 
 
 def log(msg: str) -> None:
@@ -184,6 +189,15 @@ def stockguard_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "stockguard.cli"]
 
 
+# The fake vendors in a process of their own (not a thread of this one, which produces the load).
+FAKE_VENDORS = """
+import sys
+from aiohttp import web
+from stockguard.fake_vendors import FakeVendors, fake_app
+web.run_app(fake_app(FakeVendors()), host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
 @dataclass
 class RunConfig:
     """What to run: the services to use, the load and the output."""
@@ -212,6 +226,8 @@ class LiveRun:
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
     prom_port: int = field(default_factory=free_port)
+    deliver_ports: dict[str, int] = field(default_factory=lambda: {s: free_port() for s in SYSTEMS})
+    fake_port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     topics_created: bool = False
 
@@ -252,6 +268,43 @@ class LiveRun:
             env[f"STOCKGUARD_TOPICS__{f.name.upper()}"] = getattr(topics, f.name)
         return env
 
+    def deliver_env(self, base: str) -> dict[str, str]:
+        """Return the environment of the run's deliverers: the fakes' URL and keys.
+
+        The load runs `speed` times faster than the simulated day, so the vendors' rate
+        limits are too: each default rate times `speed` (the bursts stay as they are).
+        """
+        from stockguard.config.settings import Settings
+        from stockguard.fake_vendors import FakeVendors
+        from stockguard.sim.config import CAMPAIGN_ABANDON, CAMPAIGN_CYBER, CAMPAIGN_LIFECYCLE
+
+        keys = FakeVendors()
+        campaigns = {c: f"braze-{c}" for c in (CAMPAIGN_CYBER, CAMPAIGN_ABANDON, CAMPAIGN_LIFECYCLE)}
+        env = self.env() | {
+            "STOCKGUARD_DELIVERY__GROUP_PREFIX": f"stockguard-dash-{self.run_id}",
+            "STOCKGUARD_KLAVIYO__API_BASE": base,
+            "STOCKGUARD_KLAVIYO__API_KEY": keys.klaviyo_key,
+            "STOCKGUARD_KLAVIYO__REVISION": keys.klaviyo_revision,
+            "STOCKGUARD_BRAZE__API_BASE": base,
+            "STOCKGUARD_BRAZE__API_KEY": keys.braze_key,
+            "STOCKGUARD_BRAZE__CAMPAIGNS": json.dumps(campaigns),
+            "STOCKGUARD_SHOPPINGFEED__API_BASE": base,
+            "STOCKGUARD_SHOPPINGFEED__TOKEN": keys.shoppingfeed_token,
+            "STOCKGUARD_SHOPPINGFEED__CATALOG_ID": "1",
+        }
+        defaults = Settings()
+        for section, rate in (
+            ("klaviyo", "events_rate"),
+            ("klaviyo", "catalog_rate"),
+            ("braze", "send_rate"),
+            ("braze", "track_rate"),
+            ("braze", "catalog_rate"),
+            ("shoppingfeed", "inventory_rate"),
+        ):
+            value = getattr(getattr(defaults, section), rate) * self.cfg.speed
+            env[f"STOCKGUARD_{section.upper()}__{rate.upper()}"] = str(value)
+        return env
+
     def create_topics(self) -> None:
         """Create the run's topics with `stockguard topics create`."""
         self.topics_created = True
@@ -266,7 +319,12 @@ class LiveRun:
         )
         if res.returncode != 0:
             raise RunError(f"stockguard topics create failed:\n{res.stdout}{res.stderr}")
-        log(f"created 12 topics with suffix -{self.run_id}")
+        log(f"created {len(self.topic_names())} topics with suffix -{self.run_id}")
+
+    def topic_names(self) -> list[str]:
+        """Return every topic of the run: inputs, outputs and the deliverers'."""
+        t = self.topics()
+        return [*t.inputs(), *t.outputs(), *t.delivery()]
 
     def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start a process in its own session, in the work directory, its output in `<name>.log` there."""
@@ -314,13 +372,31 @@ class LiveRun:
             timeout=60,
         )
 
+    def start_deliverers(self) -> None:
+        """Start the fake vendors and `stockguard deliver` for each vendor; wait until each is ready."""
+        base = f"http://127.0.0.1:{self.fake_port}"
+        self.start("fake-vendors", [sys.executable, "-c", FAKE_VENDORS, str(self.fake_port)], env=self.env())
+        self.wait_until("the fake vendors", lambda: http_get(f"{base}/_fake/state")[0] == 200, timeout=30)
+        env = self.deliver_env(base)
+        for system, port in self.deliver_ports.items():
+            self.start(f"deliver-{system}", [*stockguard_command(), "deliver", system, "--port", str(port)], env=env)
+        log(f"deliverers against the fake vendors on :{self.fake_port}: {self.deliver_ports}")
+        for system, port in self.deliver_ports.items():
+            self.wait_until(
+                f"deliver {system} /readyz",
+                lambda port=port: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200,  # type: ignore[misc]
+                timeout=60,
+            )
+
     def start_prometheus(self) -> None:
         """Start Prometheus scraping the run every second, and wait until it has scraped it."""
+        deliverers = [f"127.0.0.1:{port}" for port in self.deliver_ports.values()]
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(RULES)],
             "scrape_configs": [
-                {"job_name": "stockguard", "static_configs": [{"targets": [f"127.0.0.1:{self.metrics_port}"]}]}
+                {"job_name": "stockguard", "static_configs": [{"targets": [f"127.0.0.1:{self.metrics_port}"]}]},
+                {"job_name": "stockguard-deliver", "static_configs": [{"targets": deliverers}]},
             ],
         }
         conf_path = self.workdir / "prometheus.yml"
@@ -341,6 +417,11 @@ class LiveRun:
         self.wait_until(
             'up{job="stockguard"} == 1', lambda: self.instant('sum(up{job="stockguard"})') == 1.0, timeout=60
         )
+        self.wait_until(
+            'up{job="stockguard-deliver"} == 1',
+            lambda: self.instant('sum(up{job="stockguard-deliver"})') == float(len(self.deliver_ports)),
+            timeout=60,
+        )
 
     def prom_api(self, path: str, params: dict[str, str]) -> Any:
         """Call the Prometheus HTTP API and return its `data`."""
@@ -360,8 +441,10 @@ class LiveRun:
 
     def stop(self) -> None:
         """Stop every started process (SIGINT/SIGTERM, then SIGKILL) and drop what the run created."""
-        stops = {"stockguard": signal.SIGINT, "prometheus": signal.SIGTERM}
-        for name in ("stockguard", "prometheus"):
+        deliverers = tuple(f"deliver-{s}" for s in SYSTEMS)
+        stops = {"stockguard": signal.SIGINT, "prometheus": signal.SIGTERM, "fake-vendors": signal.SIGTERM}
+        stops |= {name: signal.SIGTERM for name in deliverers}
+        for name in (*deliverers, "fake-vendors", "stockguard", "prometheus"):
             proc = self.procs.get(name)
             if proc is None or proc.poll() is not None:
                 continue
@@ -382,13 +465,12 @@ class LiveRun:
         self.delete_redis_keys()
 
     def delete_topics(self) -> None:
-        """Delete the run's topics (best effort)."""
+        """Delete the run's topics and the deliverers' consumer groups (best effort)."""
         if not self.topics_created:
             return
         from confluent_kafka.admin import AdminClient
 
-        t = self.topics()
-        names = [*t.inputs(), *t.outputs()]
+        names = self.topic_names()
         try:
             admin = AdminClient({"bootstrap.servers": self.cfg.bootstrap})
             existing = set(admin.list_topics(timeout=10).topics)
@@ -396,8 +478,13 @@ class LiveRun:
             for fut in admin.delete_topics(names, operation_timeout=30).values():
                 fut.result()
             log(f"deleted {len(names)} topics")
+            if "fake-vendors" in self.procs:
+                groups = [f"stockguard-dash-{self.run_id}-{s}" for s in SYSTEMS]
+                for fut in admin.delete_consumer_groups(groups, request_timeout=30).values():
+                    fut.result()
+                log(f"deleted consumer groups {', '.join(groups)}")
         except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's outcome
-            log(f"could not delete the run's topics: {exc}")
+            log(f"could not delete the run's topics or groups: {exc}")
 
     def delete_redis_keys(self) -> None:
         """Delete the run's Redis read-model keys (best effort)."""
@@ -569,6 +656,7 @@ def capture(cfg: RunConfig, panels: list[Panel]) -> Capture:
     with live_run(cfg) as run:
         run.create_topics()
         run.start_stockguard()
+        run.start_deliverers()
         run.start_prometheus()
         t0 = time.time()
         log(f"scraped; idle lead-in of {cfg.lead_in:g} s")
@@ -580,6 +668,14 @@ def capture(cfg: RunConfig, panels: list[Panel]) -> Capture:
             lambda: (run.instant("sum(stockguard_events_read_total)") or 0) >= load.messages,
             timeout=cfg.drain_timeout,
         )
+        try:
+            run.wait_until(
+                "the deliverers to read every decision and stock view",
+                lambda: run.instant("sum(stockguard_delivery_consumer_lag)") == 0.0,
+                timeout=60,
+            )
+        except RunError as exc:
+            log(f"going on: {exc}")
         log(f"drained; holding {cfg.hold:g} s")
         time.sleep(cfg.hold)
         t1 = time.time()
@@ -598,6 +694,9 @@ def capture(cfg: RunConfig, panels: list[Panel]) -> Capture:
             f"simulated hour {sim.campaign_start_h:g} for {sim.campaign_hours:g} h; {load.messages:,} messages "
             f"produced to Kafka; Redis read model on. Shaded band: the campaign's window, mapped to wall time "
             f"(an annotation added here, not in the dashboard).",
+            f"Delivery row: `stockguard deliver klaviyo|braze|shoppingfeed` against the local fake vendors of "
+            f"stockguard.fake_vendors (no vendor is reachable from here), which accept every well-formed request "
+            f"at once; their default rate limits times {cfg.speed:g}, like the load.",
         ]
         return Capture(start, end, cfg.step, series, facts, load.campaign_wall, alerts)
 
@@ -898,6 +997,11 @@ def render(title: str, panels: list[Panel], cap: Capture, out: Path, layout: Lay
         top = layout.header + panel.y * layout.row + layout.gap / 2
         width = panel.w * col - layout.gap
         ph = panel.h * layout.row - layout.gap
+        if panel.kind == "row":
+            # Grafana draws a row as its title over a rule, no panel box.
+            page.text(left + 4, top + ph / 2, panel.title, va="center", size=13, weight="bold")
+            page.line(left, left + width, top + ph, PANEL_BORDER, width=1.0)
+            continue
         page.box(left, top, width, ph)
         page.text(left + 10, top + 8, panel.title, size=10.5, weight="bold")
         box = (left, top, width, ph)

@@ -44,6 +44,7 @@ from stockguard.connectors.delivery.metrics import (
     DELIVERED,
     DELIVERY_LAG,
     DELIVERY_LATENCY,
+    OUTCOMES,
     REQUEST_LATENCY,
     REQUESTS,
 )
@@ -169,13 +170,19 @@ class Deliverer:
         self.stopping = asyncio.Event()
         self.outcomes: Tally[str] = Tally()
         self.ready = False
+        self.lag_every = 5.0
+        # Every series at 0 from the start, so that the alert rules' increase() and rate()
+        # see a deliverer's first dead letter, and the dashboard shows a closed circuit.
+        for outcome in OUTCOMES:
+            DELIVERED.labels(self.system, outcome)
+        CIRCUIT_OPEN.labels(self.system).set(0)
 
     # ---- the loop ----
 
     async def run(self) -> None:
         """Deliver until `stop()`; then finish what is in flight and commit it."""
-        next_lag = 0.0
         self.stopping.clear()
+        lag_task = asyncio.create_task(self._report_lag())
         try:
             while not self.stopping.is_set():
                 idle = not self.held and self.sync.wait(self.clock()) == 0 and not self.sync.positions
@@ -187,13 +194,10 @@ class Deliverer:
                 await self._handle(incoming)
                 self._maybe_push_stock()
                 await self._commit()
-                if self.clock() >= next_lag:
-                    next_lag = self.clock() + 5.0
-                    for topic, n in (await self.source.lag()).items():
-                        DELIVERY_LAG.labels(self.system, topic).set(n)
         except _Stopped:
             pass
         finally:
+            lag_task.cancel()
             if self.stock_task is not None:
                 self.stock_task.cancel()
             await self._commit()
@@ -201,6 +205,26 @@ class Deliverer:
     def stop(self) -> None:
         """Ask the loop to stop after the current batch."""
         self.stopping.set()
+
+    async def _report_lag(self) -> None:
+        """Set the lag gauge every `lag_every` seconds, in a task of its own.
+
+        A loop held up by Redis or the delivery DLQ (`_retrying`) still shows its backlog
+        growing, which is what the alert rules watch.
+        """
+        while not self.stopping.is_set():
+            lag: dict[str, int] = {}
+            try:
+                lag = await self.source.lag()
+            except Exception as exc:  # the consumer closing under us, a broker hiccup: next time
+                log.debug("%s: lag not read: %s", self.system, exc)
+            for topic, n in lag.items():
+                DELIVERY_LAG.labels(self.system, topic).set(n)
+            try:
+                # Soon again while no partition is assigned yet (nothing to report).
+                await asyncio.wait_for(self.stopping.wait(), self.lag_every if lag else min(self.lag_every, 0.5))
+            except TimeoutError:
+                pass
 
     async def _commit(self) -> None:
         offsets = self.tracker.committable()
@@ -458,8 +482,7 @@ class Deliverer:
                 REQUEST_LATENCY.labels(self.system, call.endpoint).observe(self.clock() - t0)
             REQUESTS.labels(self.system, call.endpoint, status).inc()
             if reply is not None and 200 <= reply.status < 300:
-                self.circuit.success()
-                CIRCUIT_OPEN.labels(self.system).set(0)
+                self._circuit_success()
                 return _Result(reply)
             attempt += 1
             if reply is None and recorded and kind != "refused":
@@ -475,7 +498,7 @@ class Deliverer:
             elif reply.status == 429:
                 # The vendor is up, only busy: close the circuit (a half-open probe that
                 # got a 429 must not leave it open for ever) and wait as told.
-                self.circuit.success()
+                self._circuit_success()
                 wait = retry_after(reply.headers)
                 if wait is None:
                     wait = reset_wait(reply.headers, self.wall())
@@ -484,8 +507,12 @@ class Deliverer:
                 self.circuit.failure(self.clock())
                 await self._sleep(self.backoff.delay(attempt))
             else:
-                self.circuit.success()  # the vendor answers: it is up, the request is wrong
+                self._circuit_success()  # the vendor answers: it is up, the request is wrong
                 return _Result(reply)
+
+    def _circuit_success(self) -> None:
+        self.circuit.success()
+        CIRCUIT_OPEN.labels(self.system).set(0)
 
     async def _wait_circuit(self) -> None:
         while not self.circuit.allow(self.clock()):

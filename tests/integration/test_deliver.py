@@ -116,16 +116,27 @@ def produce_day(settings: Settings, kafka: str) -> None:
 LOGS = Path(tempfile.gettempdir())
 
 
-def start(system: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(system: str, env: dict[str, str], port: int | None = None) -> subprocess.Popen[bytes]:
     log = open(LOGS / f"deliver-{env['STOCKGUARD_REDIS__PREFIX']}-{system}.log", "ab")  # noqa: SIM115 - child's stdout
     return subprocess.Popen(
-        [sys.executable, "-m", "stockguard.cli", "deliver", system, "--port", str(free_port())],
+        [sys.executable, "-m", "stockguard.cli", "deliver", system, "--port", str(port or free_port())],
         env=env,
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def scrape(port: int) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """Return the (name, labels) of every sample a deliverer's /metrics serves."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:  # noqa: S310 - loopback
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))) for f in text_string_to_metric_families(text) for s in f.samples}
 
 
 def wait(cond: Callable[[], bool], timeout: float = 90) -> None:
@@ -150,11 +161,13 @@ def test_a_kill_9_of_the_deliverers_sends_nothing_twice_and_loses_nothing(fake: 
         for p in procs:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait(10)
-        procs = [start("klaviyo", env), start("braze", env)]
+        ports = {"klaviyo": free_port(), "braze": free_port()}
+        procs = [start(system, env, port) for system, port in ports.items()]
         retractions = N // 10
         wait(lambda: len(f.klaviyo_events) >= N + retractions and len(f.braze_sends) + 50 >= N)
         wait(lambda: len(f.braze_events) >= retractions, 30)
         wait(lambda: f.klaviyo_stock == newest and f.braze_stock == newest, 30)
+        scraped = {system: scrape(port) for system, port in ports.items()}
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
@@ -176,3 +189,10 @@ def test_a_kill_9_of_the_deliverers_sends_nothing_twice_and_loses_nothing(fake: 
     assert f.refused == []
     # The newest stock of every sku reached both catalogs.
     assert f.klaviyo_stock == newest and f.braze_stock == newest
+    # Each deliverer serves every metric of theirs that the dashboard and the alert rules use.
+    from tests.stockguard.test_operations import DELIVERER_METRICS, dashboard_metrics, rules_metrics
+
+    used = {m for m in dashboard_metrics() | rules_metrics() if m.startswith(DELIVERER_METRICS)}
+    for system, samples in scraped.items():
+        assert used - {name for name, _labels in samples} == set(), system
+        assert ("stockguard_delivery_circuit_open", (("system", system),)) in samples

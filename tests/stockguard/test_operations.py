@@ -16,6 +16,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+import stockguard.connectors.delivery.metrics  # noqa: F401 - the deliverers' (stockguard deliver)
 import stockguard.connectors.metrics  # noqa: F401 - registers every stockguard metric (both floors)
 import stockguard.connectors.redis_view  # noqa: F401
 import stockguard.flows.metrics  # noqa: F401
@@ -26,7 +27,10 @@ from stockguard.observability import JsonFormatter, customer_ref, start_health_s
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "ops" / "grafana" / "dashboards" / "stockguard.json"
 RULES = ROOT / "ops" / "prometheus" / "alerts.yml"
+SCRAPE = ROOT / "ops" / "prometheus" / "prometheus.yml"
 METRIC = re.compile(r"\b(stockguard_[a-z_]+|up)\b")
+# Served by the deliverers (`stockguard deliver`), not by `stockguard run`.
+DELIVERER_METRICS = "stockguard_delivery_"
 
 
 def exported_names() -> set[str]:
@@ -44,12 +48,16 @@ def exported_names() -> set[str]:
 
 def dashboard_metrics() -> set[str]:
     dash = json.loads(DASHBOARD.read_text())
-    return {m for p in dash["panels"] for t in p["targets"] for m in METRIC.findall(t["expr"])}
+    return {m for p in dash["panels"] for t in p.get("targets", []) for m in METRIC.findall(t["expr"])}
 
 
 def rules_metrics() -> set[str]:
     rules = yaml.safe_load(RULES.read_text())
     return {m for g in rules["groups"] for r in g["rules"] for m in METRIC.findall(r["expr"])}
+
+
+def alert_rules() -> list[dict[str, object]]:
+    return [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
 
 
 def test_dashboard_and_rules_use_only_metrics_the_code_exports() -> None:
@@ -65,6 +73,30 @@ def test_dashboard_answers_the_operators_questions() -> None:
         assert question in titles
 
 
+def test_the_delivery_row_shows_every_deliverer_metric() -> None:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    [row] = [p for p in panels if p["type"] == "row"]
+    assert row["title"] == "Delivery" and row["gridPos"]["w"] == 24
+    below = [p for p in panels if p["gridPos"]["y"] > row["gridPos"]["y"]]
+    used = {m for p in below for t in p["targets"] for m in METRIC.findall(t["expr"])}
+    exported = {m for m in exported_names() if m.startswith(DELIVERER_METRICS)}
+    assert {m.removesuffix("_bucket") for m in used} >= {
+        "stockguard_delivery_total",
+        "stockguard_delivery_seconds",
+        "stockguard_delivery_requests_total",
+        "stockguard_delivery_consumer_lag",
+        "stockguard_delivery_circuit_open",
+    }
+    assert used - {"up"} <= exported
+    # No panel overlaps another on Grafana's 24-column grid.
+    cells: set[tuple[int, int]] = set()
+    for p in panels:
+        g = p["gridPos"]
+        mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert g["x"] + g["w"] <= 24 and not mine & cells, p["title"]
+        cells |= mine
+
+
 def test_alert_rules_cover_the_failure_modes() -> None:
     names = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
     assert names >= {
@@ -74,10 +106,36 @@ def test_alert_rules_cover_the_failure_modes() -> None:
         "StockguardDeliveryFailures",
         "StockguardDecisionLatencyHigh",
         "StockguardConservationBroken",
+        "StockguardDelivererDown",
+        "StockguardDeliveryCircuitOpen",
+        "StockguardDeliveryLagGrowing",
+        "StockguardDeliveryStalled",
+        "StockguardDeliveryLatencyHigh",
+        "StockguardDeliveryDeadLetters",
+        "StockguardDeliveryRateLimited",
+        "StockguardDeliveryVendorErrors",
     }
     runbook = (ROOT / "docs" / "operations.md").read_text().lower()
     for name in names:
         assert f"### {name.lower()}" in runbook
+
+
+def test_every_alert_has_a_severity_a_summary_and_its_runbook_section() -> None:
+    for rule in alert_rules():
+        name = str(rule["alert"])
+        labels, notes = rule["labels"], rule["annotations"]
+        assert isinstance(labels, dict) and isinstance(notes, dict)
+        assert labels["severity"] in ("page", "ticket"), name
+        assert notes["summary"] and notes["runbook"] == f"docs/operations.md#{name.lower()}", name
+
+
+def test_prometheus_scrapes_every_job_the_rules_watch() -> None:
+    jobs = {j["job_name"] for j in yaml.safe_load(SCRAPE.read_text())["scrape_configs"]}
+    watched = {m for r in alert_rules() for m in re.findall(r'job="([^"]+)"', str(r["expr"]))}
+    assert watched == {"stockguard", "stockguard-deliver"} and watched <= jobs
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    shown = {m for p in panels for t in p.get("targets", []) for m in re.findall(r'job="([^"]+)"', t["expr"])}
+    assert shown == watched
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
@@ -91,9 +149,16 @@ def test_compose_stack_parses_and_runs_the_cli_we_ship() -> None:
     services = compose["services"]
     assert set(services) >= {"kafka", "redis", "stockguard", "prometheus", "grafana", "loadgen", "topics", "gateway"}
     parser = build_parser()
-    for name in ("stockguard", "loadgen", "topics", "gateway", "webhooks"):
+    delivery = ("vendors", "deliver-klaviyo", "deliver-braze", "deliver-shoppingfeed", "poll-shoppingfeed")
+    for name in ("stockguard", "loadgen", "topics", "gateway", "webhooks", *delivery):
         args = parser.parse_args(services[name]["command"])
         assert callable(args.func)
+    # The deliverers are scraped where Prometheus looks for them, on all interfaces.
+    prom = yaml.safe_load((ROOT / "ops/prometheus/prometheus.yml").read_text())
+    targets = {t for job in prom["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
+    for name in delivery[1:4]:
+        assert f"{name}:9102" in targets
+        assert services[name]["environment"]["STOCKGUARD_DELIVERY__HOST"] == "0.0.0.0"  # noqa: S104 - in its container
     for mount in services["prometheus"]["volumes"] + services["grafana"]["volumes"]:
         assert (ROOT / mount.split(":")[0]).exists(), mount
     assert "3030:3030" in services["stockguard"]["ports"]

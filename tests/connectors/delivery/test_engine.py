@@ -7,11 +7,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
+from prometheus_client import REGISTRY
 
 from stockguard.config.settings import Settings, load_settings
 from stockguard.connectors.delivery.engine import Deliverer
 from stockguard.connectors.delivery.http import Reply, Transient
 from stockguard.connectors.delivery.kafka_io import MemoryDlq, MemorySource
+from stockguard.connectors.delivery.metrics import OUTCOMES
 from stockguard.connectors.delivery.record import MemoryRecord
 from stockguard.state.delivery.plan import BrazePlanner, KlaviyoPlanner, Planner
 
@@ -287,5 +289,67 @@ def test_a_rebalance_race_whose_other_run_never_answers_is_in_doubt_after_the_ti
         assert sorted(sent) == ["t-1", "t-3"]
         [(key, raw)] = dlq.records
         assert key == "t-2" and orjson.loads(raw)["outcome"] == "in_doubt"
+
+
+def test_the_circuit_gauge_follows_the_circuit_and_every_outcome_is_exported_from_the_start() -> None:
+    # The alert rules read these: a first dead letter must be an increase from 0, and an
+    # open circuit must read 0 again as soon as the vendor answers, whatever it answers.
+    gauge: list[float | None] = []
+
+    def answer(_m: str, _p: str, _b: Any) -> Reply:
+        gauge.append(REGISTRY.get_sample_value("stockguard_delivery_circuit_open", {"system": "braze"}))
+        return Reply(503, {}, b"") if len(gauge) <= 5 else Reply(400, {}, b'{"message":"bad"}')
+
+    async def go() -> None:
+        s = load_settings(
+            env={
+                "STOCKGUARD_DELIVERY__BACKOFF_BASE": "1ms",
+                "STOCKGUARD_DELIVERY__BACKOFF_CAP": "5ms",
+                "STOCKGUARD_DELIVERY__CIRCUIT_COOLDOWN": "10ms",
+                "STOCKGUARD_BRAZE__CAMPAIGNS": '{"cm-42": "b-42"}',
+            }
+        )
+        src, dlq = MemorySource(), MemoryDlq()
+        d = Deliverer(s, BrazePlanner({"cm-42": "b-42"}), Vendor(answer), MemoryRecord(), src, dlq)
+        for outcome in OUTCOMES:
+            assert (
+                REGISTRY.get_sample_value("stockguard_delivery_total", {"system": "braze", "outcome": outcome})
+                is not None
+            )
+        src.add(s.topics.approved, approved(1))
+        await run_until(d, lambda: len(dlq.records) == 1)
+        # Five 503s open the circuit; the probe after the cooldown gets a 400: closed again.
+        assert len(gauge) == 6 and gauge[:5] == [0.0] * 5 and gauge[5] == 1.0
+        assert REGISTRY.get_sample_value("stockguard_delivery_circuit_open", {"system": "braze"}) == 0.0
+        assert orjson.loads(dlq.records[0][1])["outcome"] == "rejected"
+
+    asyncio.run(go())
+
+
+def test_the_lag_is_reported_while_the_loop_waits_for_redis() -> None:
+    class Down(MemoryRecord):
+        async def states(self, ids: Any) -> list[str | None]:
+            raise ConnectionError("redis down")
+
+    def lag() -> float | None:
+        return REGISTRY.get_sample_value("stockguard_delivery_consumer_lag", {"system": "braze", "topic": "memory"})
+
+    async def go() -> None:
+        d, src, _dlq = deliverer(BrazePlanner({"cm-42": "b-42"}), Vendor(), Down())
+        d.lag_every = 0.01
+        t = Settings().topics
+        src.add(t.approved, approved(1))
+        task = asyncio.create_task(d.run())
+        while src.queue.qsize():  # taken: the loop now retries the record
+            await asyncio.sleep(0.01)
+        for i in (2, 3, 4):
+            src.add(t.approved, approved(i))
+        for _ in range(200):
+            if lag() == 3:
+                break
+            await asyncio.sleep(0.01)
+        d.stop()
+        await task
+        assert lag() == 3 and d.outcomes["delivered"] == 0
 
     asyncio.run(go())
