@@ -139,6 +139,16 @@ def test_prometheus_scrapes_every_job_the_rules_watch() -> None:
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+def test_delivery_alerts_fire_and_clear_as_their_unit_tests_say() -> None:
+    tests = ROOT / "ops/prometheus/tests"
+    out = subprocess.run(
+        ["promtool", "test", "rules", "delivery.yml"], cwd=tests, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS" in out.stdout
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
 def test_alert_rules_pass_promtool() -> None:
     out = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
