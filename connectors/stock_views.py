@@ -7,8 +7,9 @@ Topic `topics.stock_views` (compacted, key sku), one message per changed sku:
 
 `ts` is the event time of the newest event behind the view. The deliverers coalesce these
 per sku and push them to the vendors' catalogs. Produced without waiting on the decision
-path (an idempotent producer, flushed when the flow stops); a view lost in a crash is
-sent again because the flow re-emits every sku's view when it resumes (`Decider.resync_views`).
+path (an idempotent producer that never times a view out, flushed when the flow stops);
+a view lost in a crash is sent again because the flow re-emits every sku's view when it
+resumes (`Decider.resync_views`).
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ class StockViewSink(DynamicSink[StockView | CampaignView]):
             "enable.idempotence": True,
             "linger.ms": 20,
             "compression.type": "lz4",
+            # Never give up on a view: one dropped after librdkafka's default 5 min would
+            # leave its sku's catalog stock stale until the sku changes again. Idempotence
+            # keeps them in order; a long outage fills the queue and holds the flow back,
+            # as the decision sink on the same broker does.
+            "message.timeout.ms": 0,
         }
         return _Partition(Producer(conf), self.topic)
 
