@@ -312,6 +312,34 @@ async def check_phase(url: str, env: dict[str, str], rate: float, seconds: float
     }
 
 
+def gateway_url(env: dict[str, str]) -> str:
+    """The base URL of the gateway `gateway_env` configures."""
+    return f"http://127.0.0.1:{env['STOCKGUARD_GATEWAY__PORT']}"
+
+
+def start_gateway(env: dict[str, str], pin: bool = False) -> subprocess.Popen[bytes]:
+    """Start `stockguard gateway` in a session of its own (cpu 0 alone with `pin`)."""
+    taskset = shutil.which("taskset")
+    # Pinned from its first instruction, so the threads librdkafka starts inherit it.
+    prefix = [taskset, "-c", "0"] if pin and taskset else []
+    cmd = [*prefix, sys.executable, "-m", "stockguard.cli", "gateway"]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
+
+
+def wait_gateway(url: str, timeout: float = 60) -> None:
+    """Wait until the gateway's /readyz answers 200; exit when it does not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as r:  # noqa: S310 - loopback
+                if r.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit("gateway_bench: the gateway did not become ready")
+            time.sleep(0.2)
+
+
 WRK_LUA = """
 counter = 0
 wrk.method = "POST"
@@ -407,27 +435,14 @@ def main() -> int:
         if outcome.startswith("failed"):
             sys.exit(f"gateway_bench: cannot create {topic}: {outcome}")
     warm, reqs, webhooks = day_requests(env, int(args.rate * args.seconds))
-    url = f"http://127.0.0.1:{env['STOCKGUARD_GATEWAY__PORT']}"
+    url = gateway_url(env)
     pinned = pin_others() if args.pin else []
-    taskset = shutil.which("taskset")
-    # Pinned from its first instruction, so the threads librdkafka starts inherit it.
-    prefix = [taskset, "-c", "0"] if args.pin and taskset else []
-    cmd = [*prefix, sys.executable, "-m", "stockguard.cli", "gateway"]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
+    proc = start_gateway(env, pin=args.pin)
     if args.pin:
         pinned.append(f"gateway {proc.pid} -> cpu 0")
     result: dict[str, Any] = {"rate": args.rate, "seconds": args.seconds, "cores": os.cpu_count(), "pinned": pinned}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=2) as r:  # noqa: S310 - loopback
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit("gateway_bench: the gateway did not become ready")
-                time.sleep(0.2)
+        wait_gateway(url)
 
         async def latency() -> dict[str, Any]:
             stripe = FakeStripe(webhooks.line_items, "sk_test_bench")

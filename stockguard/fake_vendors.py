@@ -37,6 +37,8 @@ from aiohttp import web
 
 __all__ = ["FakeVendors", "fake_app", "serve_fakes"]
 
+_ARRIVED = web.RequestKey("arrived", float)
+
 
 @dataclass
 class FakeVendors:
@@ -58,6 +60,9 @@ class FakeVendors:
     shoppingfeed_orders: list[dict[str, Any]] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     refused: list[str] = field(default_factory=list)
+    # (system, trigger id, wall-clock time the request arrived) of every accepted Klaviyo
+    # event and Braze recipient, repeats included: what a benchmark times and counts.
+    arrivals: list[tuple[str, str, float]] = field(default_factory=list)
     _unique: set[tuple[str, str, str]] = field(default_factory=set)
     _fail: list[tuple[int, str | None, float]] = field(default_factory=list)
     _resets: int = 0
@@ -126,6 +131,7 @@ def fake_app(v: FakeVendors) -> web.Application:
 
     @web.middleware
     async def faults(request: web.Request, handler: Any) -> web.StreamResponse:
+        request[_ARRIVED] = time.time()
         name = request.path.split("/")[1] if request.path.startswith("/_fake") else request.path
         v.requests[name] += 1
         if v._resets:
@@ -169,6 +175,7 @@ def fake_app(v: FakeVendors) -> web.Application:
         _need(isinstance(metric.get("name"), str) and 0 < len(metric["name"]) < 128, "metric name is required")
         profile = ((a.get("profile") or {}).get("data") or {}).get("attributes") or {}
         _need(any(profile.get(k) for k in ("email", "phone_number", "external_id")), "profile needs an identifier")
+        v.arrivals.append(("klaviyo", str(a["properties"].get("trigger_id")), request[_ARRIVED]))
         unique = str(a.get("unique_id") or a.get("time"))
         key = (str(profile.get("external_id")), metric["name"], unique)
         if key not in v._unique:  # Klaviyo records only the first of a repeated unique_id
@@ -222,6 +229,7 @@ def fake_app(v: FakeVendors) -> web.Application:
             _need(isinstance(r.get("trigger_properties", {}), dict), "trigger_properties must be an object")
         for r in recipients:
             v.braze_sends.append({"campaign_id": body["campaign_id"], **r})
+            v.arrivals.append(("braze", str((r.get("trigger_properties") or {}).get("trigger_id")), request[_ARRIVED]))
         return web.json_response({"dispatch_id": uuid.uuid4().hex, "message": "success"}, status=201)
 
     async def braze_track(request: web.Request) -> web.Response:

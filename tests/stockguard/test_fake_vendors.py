@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -73,6 +74,7 @@ async def until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
 
 def test_every_approval_reaches_both_fakes_once_through_429_500_resets_and_an_outage() -> None:
     async def go() -> None:
+        started = time.time()
         fake = FakeVendors()
         async with serve(fake) as base:
             s = settings(base)
@@ -100,6 +102,10 @@ def test_every_approval_reaches_both_fakes_once_through_429_500_resets_and_an_ou
         braze = sorted(r["trigger_properties"]["trigger_id"] for r in fake.braze_sends)
         assert braze == sorted(f"t-{i}" for i in range(300)) and fake.refused == []
         assert all(src.committed == {(s.topics.approved, p): 75 for p in range(4)} for src in sources)
+        # Each accepted approval's arrival is stamped once per system (refused attempts are not).
+        for system in ("klaviyo", "braze"):
+            assert sorted(t for sy, t, _at in fake.arrivals if sy == system) == sorted(f"t-{i}" for i in range(300))
+        assert all(started <= at <= time.time() for _sy, _t, at in fake.arrivals)
 
     asyncio.run(go())
 
