@@ -193,7 +193,7 @@ class Deliverer:
                     self.tracker.forget(lost)
                 await self._handle(incoming)
                 self._maybe_push_stock()
-                await self._commit()
+                await self._commit(wait=False)
         except _Stopped:
             pass
         finally:
@@ -226,10 +226,10 @@ class Deliverer:
             except TimeoutError:
                 pass
 
-    async def _commit(self) -> None:
+    async def _commit(self, wait: bool = True) -> None:
         offsets = self.tracker.committable()
         if offsets:
-            await self.source.commit(offsets)
+            await self.source.commit(offsets, wait)
             self.tracker.committed(offsets)
 
     def _settle(self, positions: Sequence[Position], outcome: str | None = None) -> None:
