@@ -87,11 +87,11 @@ def env_for(services: Services, base: str) -> dict[str, str]:
     return env
 
 
-def produce_day(settings: Settings, kafka: str) -> None:
-    """Approvals, a retraction for every tenth just after its approval, and stock views."""
+def produce_day(settings: Settings, kafka: str, lo: int = 0, hi: int = N) -> None:
+    """Approvals lo..hi, a retraction for every tenth just after its approval, and stock views."""
     t = settings.topics
     p = Producer({"bootstrap.servers": kafka, "enable.idempotence": True})
-    for i in range(N):
+    for i in range(lo, hi):
         cust = f"c-{i % 97}"
         msg = {
             "trigger_id": f"t-{i}",
@@ -155,7 +155,9 @@ def test_a_kill_9_of_the_deliverers_sends_nothing_twice_and_loses_nothing(fake: 
         newest[f"S-{i % 40}"] = i
     f.delay = 0.002  # so that a kill lands with requests in flight
     procs = [start("klaviyo", env), start("braze", env)]
-    produce_day(settings, services.kafka)
+    # Half the day, a kill -9 a third of the way in, the other half for the restarted ones
+    # (so they have work of their own whatever the speed of the first).
+    produce_day(settings, services.kafka, 0, N // 2)
     try:
         wait(lambda: len(f.braze_sends) >= N // 3 and len(f.klaviyo_events) >= N // 3)
         for p in procs:
@@ -163,6 +165,7 @@ def test_a_kill_9_of_the_deliverers_sends_nothing_twice_and_loses_nothing(fake: 
             p.wait(10)
         ports = {"klaviyo": free_port(), "braze": free_port()}
         procs = [start(system, env, port) for system, port in ports.items()]
+        produce_day(settings, services.kafka, N // 2, N)
         retractions = N // 10
         wait(lambda: len(f.klaviyo_events) >= N + retractions and len(f.braze_sends) + 50 >= N)
         wait(lambda: len(f.braze_events) >= retractions, 30)
