@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # Bytewax 0.21.1 ships manylinux (glibc) wheels for CPython <= 3.12: use a Debian-based image.
 FROM python:3.12-slim-bookworm AS build
+# A C compiler for the compiled hot path (mypyc, setup.py); the runtime image needs none.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole context (see .dockerignore): stockguard/ and the folders it links as subpackages.
 COPY . .

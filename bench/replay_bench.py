@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+import stockguard._hot as hot
 from bench.common import report
 from stockguard.config.settings import Settings
 from stockguard.state.decision import Decider, DecisionState
@@ -266,12 +267,15 @@ def main() -> int:
         "peak_rss_mb": round(r["peak_rss_mb"], 1),
         **{k: round(v, 1) for k, v in sb.items()},
         "cpus": os.cpu_count(),
+        # The child replay inherits STOCKGUARD_PURE: it runs the same build as this process.
+        "hot_path": hot.mode(),
     }
     rows = [
         ("events", f"{events:,}"),
         ("skus / customers", f"{args.skus:,} / {args.customers:,}"),
         ("replay wall time (incl. start-up)", f"{r['seconds']:.1f} s"),
         ("events/s", f"{result['events_per_second']:,}"),
+        ("hot path", hot.mode()),
         ("peak RSS of the replay", f"{result['peak_rss_mb']:,.0f} MB"),
         ("state: pickled bytes per sku (one partition)", f"{result['bytes_per_sku_pickled']:.0f}"),
         ("state: pickled bytes per customer", f"{result['bytes_per_customer_pickled']:.0f}"),

@@ -9,10 +9,12 @@ minute for the campaigns that changed, plus once when a campaign turns inactive.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from stockguard.state.models import Campaign, Order, Product
+from stockguard.state.pickling import fields
 from stockguard.state.windows import MINUTE
 
 __all__ = ["CampaignState", "CampaignTracker"]
@@ -20,29 +22,79 @@ __all__ = ["CampaignState", "CampaignTracker"]
 _DAY = 86_400_000
 
 
-@dataclass(slots=True)
+_TOTALS: Final = ("orders", "units", "revenue", "gross_margin")
+_STATE: Final = ("unit_cost", "meta", "totals", "ledger", "active", "dirty", "minute", "watermark")
+
+
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class CampaignTotals:
     """Running totals of one campaign."""
 
-    orders: int = 0
-    units: int = 0
-    revenue: float = 0.0
-    gross_margin: float = 0.0
+    __slots__ = ("gross_margin", "orders", "revenue", "units")
+
+    def __init__(self, orders: int = 0, units: int = 0, revenue: float = 0.0, gross_margin: float = 0.0) -> None:
+        self.orders = orders
+        self.units = units
+        self.revenue = revenue
+        self.gross_margin = gross_margin
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is CampaignTotals and self.__getstate__() == other.__getstate__()
+
+    def __repr__(self) -> str:
+        return (
+            f"CampaignTotals(orders={self.orders}, units={self.units}, "
+            f"revenue={self.revenue}, gross_margin={self.gross_margin})"
+        )
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.orders, self.units, self.revenue, self.gross_margin)
+
+    def __setstate__(self, s: Any) -> None:
+        # Written by a slotted dataclass before: copyreg's (None, {slot: value}).
+        self.orders, self.units, self.revenue, self.gross_margin = fields(s, _TOTALS)
 
 
-@dataclass(slots=True)
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class CampaignState:
     """Hold catalog costs, campaign metadata, totals and the order ledger."""
 
-    unit_cost: dict[str, float] = field(default_factory=dict)
-    meta: dict[str, Campaign] = field(default_factory=dict)
-    totals: dict[str, CampaignTotals] = field(default_factory=dict)
-    # order_id -> (campaign_id, units, revenue, margin, ts, cancelled)
-    ledger: dict[str, tuple[str, int, float, float, int, bool]] = field(default_factory=dict)
-    active: set[str] = field(default_factory=set)
-    dirty: set[str] = field(default_factory=set)
-    minute: int = 0
-    watermark: int = 0
+    __slots__ = ("active", "dirty", "ledger", "meta", "minute", "totals", "unit_cost", "watermark")
+
+    def __init__(self) -> None:
+        self.unit_cost: dict[str, float] = {}
+        self.meta: dict[str, Campaign] = {}
+        self.totals: dict[str, CampaignTotals] = {}
+        # order_id -> (campaign_id, units, revenue, margin, ts, cancelled)
+        self.ledger: dict[str, tuple[str, int, float, float, int, bool]] = {}
+        self.active: set[str] = set()
+        self.dirty: set[str] = set()
+        self.minute = 0
+        self.watermark = 0
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (
+            self.unit_cost,
+            self.meta,
+            self.totals,
+            self.ledger,
+            self.active,
+            self.dirty,
+            self.minute,
+            self.watermark,
+        )
+
+    def __setstate__(self, s: Any) -> None:
+        (
+            self.unit_cost,
+            self.meta,
+            self.totals,
+            self.ledger,
+            self.active,
+            self.dirty,
+            self.minute,
+            self.watermark,
+        ) = fields(s, _STATE)
 
 
 class CampaignTracker:

@@ -19,12 +19,15 @@ import zlib
 from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
+
+from mypy_extensions import mypyc_attr
 
 from stockguard.config.settings import RuleSettings
 from stockguard.state.inventory import Charge, OrderLedger, SkuState, StockBook
 from stockguard.state.journal import Recorded
 from stockguard.state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
+from stockguard.state.pickling import fields
 
 __all__ = [
     "APPROVED",
@@ -57,12 +60,23 @@ def partition_of(customer_id: str, partitions: int) -> int:
     return zlib.crc32(customer_id.encode()) % partitions
 
 
+def _ts(t: Trigger) -> Any:
+    """Return the trigger's event time as the very object it holds, for storing.
+
+    Compiled (mypyc), `t.ts` is unboxed to a machine int and boxed again at each store: one
+    event time kept in the dedup index and the customer's cap would be two objects (at 5M
+    customers, 3,743 -> 4,231 MB measured). Read through `Any`, it stays the one object.
+    """
+    return cast(Any, t).ts
+
+
 def budget_share(total: int, partitions: int, index: int) -> int:
     """Split a send budget exactly: the shares of all partitions add up to `total`."""
     q, r = divmod(total, partitions)
     return q + (1 if index < r else 0)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Customer:
     """Hold what the rules need of one customer: approvals counted by the cap, orders."""
 
@@ -85,6 +99,7 @@ class Customer:
         self.approvals, self.orders, self.bucket = s
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class DecisionState:
     """Hold all the state of one decision partition: small, picklable, bounded by TTLs."""
 
@@ -123,14 +138,66 @@ class DecisionState:
             "orders": len(self.ledger.orders),
         }
 
-    def __setstate__(self, d: dict[str, Any]) -> None:
-        if "orders" in d:
+    def __getstate__(self) -> tuple[object, ...]:
+        return (
+            self.index,
+            self.partitions,
+            self.skus,
+            self.groups,
+            self.customers,
+            self.wheel,
+            self.decided,
+            self.decided_q,
+            self.retracted,
+            self.retracted_q,
+            self.ledger,
+            self.watermark,
+            self.next_sweep,
+            self.next_sku_sweep,
+        )
+
+    def __setstate__(self, s: Any) -> None:
+        if type(s) is dict and "orders" in s:
             # Before the one stock book (555fb64 and earlier) the order ledger was two fields.
+            s = dict(s)
             ledger = OrderLedger()
-            ledger.orders = {oid: e.entry() for oid, e in d.pop("orders").items()}
-            ledger.queue = d.pop("orders_q")
-            d["ledger"] = ledger
-        self.__dict__.update(d)
+            ledger.orders = {oid: e.entry() for oid, e in s.pop("orders").items()}
+            ledger.queue = s.pop("orders_q")
+            s["ledger"] = ledger
+        (
+            self.index,
+            self.partitions,
+            self.skus,
+            self.groups,
+            self.customers,
+            self.wheel,
+            self.decided,
+            self.decided_q,
+            self.retracted,
+            self.retracted_q,
+            self.ledger,
+            self.watermark,
+            self.next_sweep,
+            self.next_sku_sweep,
+        ) = fields(s, _DECISION_FIELDS)
+
+
+_DECISION_FIELDS: Final = (
+    "index",
+    "partitions",
+    "skus",
+    "groups",
+    "customers",
+    "wheel",
+    "decided",
+    "decided_q",
+    "retracted",
+    "retracted_q",
+    "ledger",
+    "watermark",
+    "next_sweep",
+    "next_sku_sweep",
+)
 
 
 class Decider:
@@ -461,7 +528,7 @@ class Decider:
         if tid in st.decided:
             out.append(self._suppress(t, "duplicate"))
             return
-        st.decided[tid] = t.ts
+        st.decided[tid] = _ts(t)
         st.decided_q.append(tid)
         # 2. consent
         if not t.consent:
@@ -551,16 +618,16 @@ class Decider:
         if t.kind != "back_in_stock":
             if held is None or (c is None and held <= t.ts - rules.cap_window):  # type: ignore[operator]
                 # Nothing held, or one approval the cap no longer counts: one int again.
-                st.customers[t.customer_id] = t.ts
+                st.customers[t.customer_id] = _ts(t)
                 self._wheel_add(t.customer_id, self._one_approval_bucket(t.ts))
             else:
                 if c is None:
                     c = self._customer(t.customer_id)
                 ap = c.approvals
                 if ap is None:
-                    c.approvals = t.ts
+                    c.approvals = _ts(t)
                 elif type(ap) is int:
-                    c.approvals = [ap, t.ts]
+                    c.approvals = [ap, _ts(t)]
                 else:
                     ap.append(t.ts)  # type: ignore[union-attr]
                 self._schedule(t.customer_id, c)
@@ -607,7 +674,7 @@ class Decider:
         if not rec.approved and rec.reason == "duplicate":
             return
         if tid not in st.decided:
-            st.decided[tid] = t.ts
+            st.decided[tid] = _ts(t)
             st.decided_q.append(tid)
         if not rec.approved:
             return

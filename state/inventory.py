@@ -27,11 +27,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
+
+from mypy_extensions import mypyc_attr
 
 from stockguard.config.settings import RuleSettings
 from stockguard.state.models import Order, Product, StockAdjustment, StockLevel
+from stockguard.state.pickling import fields
 
 __all__ = [
     "NO_LEVEL",
@@ -49,6 +51,7 @@ NO_LEVEL: Final = -1
 _HOUR: Final = 3_600_000
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class LocStock:
     """Hold the ATP of one sku at one location."""
 
@@ -102,6 +105,7 @@ class LocStock:
         self.level_ts, self.atp, self.recent, self.name = s
 
 
+@mypyc_attr(native_class=False)  # mypyc cannot compile a subclass of list
 class Locations(list[LocStock]):
     """Map location names to a sku's `LocStock`s: a list searched by name.
 
@@ -133,6 +137,7 @@ class Locations(list[LocStock]):
         return [(loc.name, loc) for loc in self]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SkuState:
     """Hold what one decision partition knows of a sku: stock, catalog, sales, sends."""
 
@@ -252,19 +257,30 @@ class Charge(NamedTuple):
 LedgerEntry = tuple[int, tuple[tuple[str, str, int], ...], bool]
 
 
-@dataclass(slots=True)
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class LegacyLedgerEntry:
     """Read an order ledger entry pickled before the one stock book (555fb64 and earlier)."""
 
-    ts: int
-    charges: list[tuple[str, str, int]]
-    cancelled: bool = False
+    __slots__ = ("cancelled", "charges", "ts")
+
+    def __init__(self, ts: int, charges: list[tuple[str, str, int]], cancelled: bool = False) -> None:
+        self.ts = ts
+        self.charges = charges
+        self.cancelled = cancelled
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.ts, self.charges, self.cancelled)
+
+    def __setstate__(self, s: Any) -> None:
+        # Written by a slotted dataclass: copyreg's (None, {slot: value}).
+        self.ts, self.charges, self.cancelled = fields(s, ("ts", "charges", "cancelled"))
 
     def entry(self) -> LedgerEntry:
         """Return the entry as the stock book keeps it."""
         return (self.ts, tuple(self.charges), self.cancelled)
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class OrderLedger:
     """Hold the orders a stock book has applied, each until `order_ttl` after its time."""
 

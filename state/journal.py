@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from mypy_extensions import mypyc_attr
+
+from stockguard.state.pickling import fields
+
 __all__ = ["PartitionJournal", "Recorded", "recorded_from_message", "split_position"]
 
 
@@ -48,6 +52,7 @@ def recorded_from_message(msg: Any) -> Recorded | None:
     return None
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class PartitionJournal:
     """Hold the recorded decisions (by trigger position) and retractions of one partition."""
 
@@ -60,6 +65,12 @@ class PartitionJournal:
         self.top: dict[str, int] = {}
         # Trigger id -> event time of the retraction already sent.
         self.retracted: dict[str, int] = {}
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.decisions, self.top, self.retracted)
+
+    def __setstate__(self, s: Any) -> None:
+        self.decisions, self.top, self.retracted = fields(s, ("decisions", "top", "retracted"))
 
     def __len__(self) -> int:
         return sum(len(d) for d in self.decisions.values()) + len(self.retracted)

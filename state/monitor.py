@@ -24,9 +24,12 @@ from __future__ import annotations
 import zlib
 from typing import Any, Final
 
+from mypy_extensions import mypyc_attr
+
 from stockguard.config.settings import RuleSettings, SurgeSettings
 from stockguard.state.inventory import OrderLedger, SkuState, StockBook
 from stockguard.state.models import Click, Order, Product, Removed, StockAdjustment, StockLevel
+from stockguard.state.pickling import fields
 from stockguard.state.surge import Charged, Tick
 from stockguard.state.windows import MINUTE, MinuteWindow
 
@@ -46,6 +49,7 @@ def monitor_partition_of(sku: str, partitions: int) -> int:
     return zlib.crc32(sku.encode()) % partitions if partitions > 1 else 0
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SkuWatch:
     """Hold what the monitor knows of one sku."""
 
@@ -69,6 +73,7 @@ class SkuWatch:
         (self.stock, self.window, self.first_ts, self.last_view, self.drain, self.insights) = s
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class LegacySkuWatch(SkuWatch):
     """Read a SkuWatch pickled before the one stock book (555fb64 and earlier).
 
@@ -90,6 +95,7 @@ class LegacySkuWatch(SkuWatch):
         return w
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class MonitorState:
     """Hold one monitor partition's skus and clock."""
 
@@ -105,10 +111,34 @@ class MonitorState:
         # Orders the stock book applied (this partition's lines of them).
         self.ledger = OrderLedger()
 
-    def __setstate__(self, d: dict[str, Any]) -> None:
-        if "ledger" not in d:
-            d["ledger"] = _ledger_of_legacy(d["skus"])
-        self.__dict__.update(d)
+    def __getstate__(self) -> tuple[object, ...]:
+        return (
+            self.index,
+            self.skus,
+            self.watermark,
+            self.next_sweep,
+            self.round,
+            self.round_pos,
+            self.round_start,
+            self.ledger,
+        )
+
+    def __setstate__(self, s: Any) -> None:
+        if type(s) is dict and "ledger" not in s:
+            s = {**s, "ledger": _ledger_of_legacy(s["skus"])}
+        (
+            self.index,
+            self.skus,
+            self.watermark,
+            self.next_sweep,
+            self.round,
+            self.round_pos,
+            self.round_start,
+            self.ledger,
+        ) = fields(s, _MONITOR_FIELDS)
+
+
+_MONITOR_FIELDS: Final = ("index", "skus", "watermark", "next_sweep", "round", "round_pos", "round_start", "ledger")
 
 
 def _ledger_of_legacy(skus: dict[str, SkuWatch]) -> OrderLedger:

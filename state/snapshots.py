@@ -148,4 +148,6 @@ def _attributes(obj: object) -> list[str]:
     for cls in type(obj).__mro__:
         slots = cls.__dict__.get("__slots__", ())
         names.extend([slots] if isinstance(slots, str) else slots)
+        # A class compiled by mypyc (`stockguard._hot`) lists its attributes here instead.
+        names.extend(cls.__dict__.get("__mypyc_attrs__", ()))
     return [n for n in names if not n.startswith("__")]

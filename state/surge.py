@@ -23,7 +23,10 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 from stockguard.config.settings import SurgeSettings
+from stockguard.state.pickling import fields
 from stockguard.state.windows import MINUTE, MinuteWindow
 
 __all__ = ["Charged", "LocationSurge", "SurgeState", "SurgeWatcher", "Tick"]
@@ -49,6 +52,7 @@ class Tick(NamedTuple):
     ts: int
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class LocationSurge:
     """Hold one location's minute window, its skus' ATP and its open alert."""
 
@@ -78,6 +82,7 @@ class LocationSurge:
         (self.window, self.atp, self.first_minute, self.alert_id, self.last_ratio, self.below_since, self.base_upm) = s
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class SurgeState:
     """Hold every location's surge state and the event-time minute reached.
 
@@ -90,6 +95,12 @@ class SurgeState:
         self.minute = 0
         # First event-time minute observed: the baseline needs that much observed time.
         self.first_minute = -1
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.locations, self.minute, self.first_minute)
+
+    def __setstate__(self, s: Any) -> None:
+        self.locations, self.minute, self.first_minute = fields(s, ("locations", "minute", "first_minute"))
 
 
 class SurgeWatcher:

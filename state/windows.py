@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["MINUTE", "Bucket", "MinuteWindow"]
 
 MINUTE: Final = 60_000
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Bucket:
     """Units ordered in one event-time minute."""
 
@@ -33,6 +36,7 @@ class Bucket:
         self.minute, self.units, self.by_campaign, self.by_key = s  # type: ignore[assignment]
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class MinuteWindow:
     """Minute buckets of units over `horizon_min` minutes, newest last."""
 

@@ -34,7 +34,11 @@ def docker_context() -> Callable[[str, list[str]], set[str]]:
 
 
 def run(*cmd: str | Path, cwd: Path | None = None) -> str:
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd, timeout=600, check=False)
+    # The wheel is what users install: compiled, whichever build this suite runs in.
+    env = {k: v for k, v in os.environ.items() if k != "STOCKGUARD_PURE"}
+    proc = subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, cwd=cwd, timeout=600, check=False, env=env
+    )
     assert proc.returncode == 0, f"{cmd}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
@@ -107,4 +111,7 @@ print(" ".join(sorted(names)))
 """
     # -I: neither PYTHONPATH nor the working directory may lend a module to the check.
     imported = set(run(py, "-I", "-c", check, cwd=tmp_path).split())
-    assert imported == source_modules()
+    # The wheel carries the compiled hot path: its modules as extensions, and their library.
+    assert imported == source_modules() | {"stockguard._hot__mypyc"}
+    compiled = run(py, "-I", "-c", "import stockguard._hot as h; print(h.mode())", cwd=tmp_path).strip()
+    assert compiled == "compiled"

@@ -23,10 +23,19 @@ def test_an_event_the_campaign_tracker_fails_on_is_dead_lettered_and_the_view_go
 ) -> None:
     logic = CampaignLogic(S, None, keep=False)
 
-    def broken(*_args: Any) -> None:
-        raise ZeroDivisionError("a bug")
+    class Broken:
+        """The tracker, failing on orders (a wrapper: a compiled class cannot be patched)."""
 
-    monkeypatch.setattr(logic.tracker, "on_order", broken)
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def on_order(self, *_args: Any) -> None:
+            raise ZeroDivisionError("a bug")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(logic, "tracker", Broken(logic.tracker))
     good = parse_order(order("o1", "c1", [("A", 1)], ts=T0 + MIN, campaign_id="cm"))
     out, _ = logic.on_batch([good])
     (dead,) = [r for r in out if isinstance(r, OutRecord)]

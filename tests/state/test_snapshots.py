@@ -7,6 +7,7 @@ import os
 import pickle
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,8 +90,8 @@ def test_a_store_of_the_development_format_3_is_refused_with_what_to_do() -> Non
 def test_a_bare_legacy_decision_state_loads_as_format_1() -> None:
     st = DecisionState(0, 1)
     st.decided["t9"] = 1
-    # Protocol 0 spells module paths as text: rewrite them as the legacy layout named them.
-    legacy = pickle.dumps(st, protocol=0).replace(b"stockguard.state.", b"state.")
+    # Protocol 2 spells module paths as text: rewrite them as the legacy layout named them.
+    legacy = pickle.dumps(st, protocol=2).replace(b"stockguard.state.", b"state.")
     assert b"stockguard" not in legacy
     snap = snapshots.load("decide_triggers", legacy, DecisionState, DecisionState(0, 1))
     assert snap.format == 1 and snap.wall_ms is None and snap.state.decided == {"t9": 1}
@@ -114,11 +115,23 @@ def test_a_state_of_another_type_is_refused() -> None:
         snapshots.load("decide_triggers", data, DecisionState, DecisionState(0, 1))
 
 
+class _OldDecisionState(DecisionState):
+    """Pickles (renamed below) as a DecisionState of the dict form older builds wrote."""
+
+    def __getstate__(self) -> Any:
+        names: tuple[str, ...] = ("index", "partitions", "skus", "groups", "customers", "wheel", "decided", "decided_q")
+        names += ("retracted", "retracted_q", "ledger", "watermark", "next_sweep", "next_sku_sweep")
+        d = dict(zip(names, super().__getstate__(), strict=True))
+        del d["retracted_q"]
+        return d
+
+
 def test_a_state_missing_an_attribute_is_refused_not_half_loaded() -> None:
-    st = DecisionState(0, 1)
-    del st.retracted_q
+    envelope = (snapshots.MAGIC, snapshots.FORMAT, "decide_triggers", None, _OldDecisionState(0, 1))
+    old = f"{__name__}\n_OldDecisionState\n".encode()
+    data = pickle.dumps(envelope, protocol=2).replace(old, b"stockguard.state.decision\nDecisionState\n")
     with pytest.raises(SnapshotError, match="lacks retracted_q"):
-        snapshots.load("decide_triggers", snapshots.dump("decide_triggers", st), DecisionState, DecisionState(0, 1))
+        snapshots.load("decide_triggers", data, DecisionState, DecisionState(0, 1))
 
 
 def test_a_truncated_snapshot_is_refused() -> None:
