@@ -24,50 +24,12 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from stockguard.config.settings import InputSettings
+from stockguard.flows.framing import REPLAY_TOPIC, parse_replay_line
 from stockguard.flows.records import OutRecord, RawRecord
-from stockguard.state.limits import check_input
 
-__all__ = ["JsonlSink", "OutputStats", "ReplaySource", "parse_replay_line"]
-
-REPLAY_TOPIC = "replay"
-
+__all__ = ["REPLAY_TOPIC", "JsonlSink", "OutputStats", "ReplaySource", "parse_replay_line"]
 
 _LIMITS = InputSettings()
-# Room for the line's own fields (topic, key) around a value of the largest allowed size.
-_ENVELOPE_BYTES = 4096
-
-
-def parse_replay_line(line: bytes, lineno: int, limits: InputSettings = _LIMITS) -> RawRecord | None:
-    """Frame one replay line as a raw record; None for a blank line.
-
-    A line too large or nested too deep for `limits` is framed as an error (DLQ): its
-    value is parsed here, so the router cannot check the bytes itself.
-    """
-    stripped = line.strip()
-    if not stripped:
-        return None
-    refused = check_input(stripped, limits.max_message_bytes + _ENVELOPE_BYTES, limits.max_json_depth, envelope=1)
-    if refused is not None:
-        return RawRecord(REPLAY_TOPIC, None, stripped, 0, lineno, error=f"line {lineno}: {refused}")
-    try:
-        rec = orjson.loads(stripped)
-    except orjson.JSONDecodeError as exc:
-        return RawRecord(REPLAY_TOPIC, None, stripped, 0, lineno, error=f"line {lineno}: not JSON ({exc})")
-    if type(rec) is not dict or type(rec.get("topic")) is not str:
-        return RawRecord(
-            REPLAY_TOPIC, None, stripped, 0, lineno, error=f"line {lineno}: expected an object with a topic"
-        )
-    key = rec.get("key")
-    key_b = None if key is None else str(key).encode()
-    topic = rec["topic"]
-    if "raw" in rec:
-        raw = rec["raw"]
-        if type(raw) is not str:
-            return RawRecord(topic, key_b, stripped, 0, lineno, error=f"line {lineno}: raw: expected a string")
-        return RawRecord(topic, key_b, raw.encode(), 0, lineno)
-    if "value" not in rec:
-        return RawRecord(topic, key_b, stripped, 0, lineno, error=f"line {lineno}: expected value or raw")
-    return RawRecord(topic, key_b, None, 0, lineno, decoded=rec["value"])
 
 
 class _ReplayPartition(StatefulSourcePartition[RawRecord, tuple[int, int]]):

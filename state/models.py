@@ -160,6 +160,10 @@ class Campaign(NamedTuple):
     media_cost: float
 
 
+# The fast paths build records with tuple.__new__: a NamedTuple's own constructor is a
+# Python function (a frame per event, compiled or not), and the fields are checked here.
+_new = tuple.__new__
+
 # Categorical strings (locations, campaign ids, groups, sizes) are interned: state keeps
 # them per sku, per send and per location, and a million equal copies cost 50 MB each.
 
@@ -459,7 +463,7 @@ def parse_click(v: Any) -> Click:
             and 1 <= qty <= INT_MAX
             and (camp is None or (type(camp) is str and camp))
         ):
-            return Click(eid, ts, typ, cid, sid, sku, qty, camp)
+            return _new(Click, (eid, ts, typ, cid, sid, sku, qty, camp))
     return checked_click(v)
 
 
@@ -486,7 +490,7 @@ def parse_stock(v: Any) -> StockLevel | StockAdjustment:
                     and type(reserved) is int
                     and 0 <= reserved <= INT_MAX
                 ):
-                    return StockLevel(eid, ts, sku, intern(loc), on_hand, reserved)
+                    return _new(StockLevel, (eid, ts, sku, intern(loc), on_hand, reserved))
             elif typ == "adjustment":
                 delta, reason = g("delta"), g("reason")
                 if (
@@ -494,7 +498,7 @@ def parse_stock(v: Any) -> StockLevel | StockAdjustment:
                     and -INT_MAX <= delta <= INT_MAX
                     and (reason is None or (type(reason) is str and reason))
                 ):
-                    return StockAdjustment(eid, ts, sku, intern(loc), delta, reason)
+                    return _new(StockAdjustment, (eid, ts, sku, intern(loc), delta, reason))
     return checked_stock(v)
 
 
@@ -519,7 +523,7 @@ def _fast_line(line: Any) -> OrderLine | None:
         and 0 <= price <= NUM_MAX
         and (loc is None or (type(loc) is str and loc))
     ):
-        return OrderLine(sku, qty, float(price), _cat(loc))
+        return _new(OrderLine, (sku, qty, float(price), _cat(loc)))
     return None
 
 
@@ -554,11 +558,11 @@ def parse_order(v: Any) -> Order:
             if len(raw_lines) == 1:
                 line = _fast_line(raw_lines[0])
                 if line is not None:
-                    return Order(eid, ts, oid, status, cid, _cat(camp), (line,))
+                    return _new(Order, (eid, ts, oid, status, cid, _cat(camp), (line,)))
             else:
                 lines = [_fast_line(x) for x in raw_lines]
                 if None not in lines:
-                    return Order(eid, ts, oid, status, cid, _cat(camp), tuple(lines))  # type: ignore[arg-type]
+                    return _new(Order, (eid, ts, oid, status, cid, _cat(camp), tuple(lines)))
     return checked_order(v)
 
 
@@ -597,17 +601,20 @@ def parse_product(v: Any) -> Product:
             and type(online) is bool
             and (subs is None or (type(subs) is list and _all_str(subs)))
         ):
-            return Product(
-                sku,
-                ts,
-                intern(pid),
-                intern(group),
-                intern(size),
-                float(price),
-                float(cost),
-                active,
-                online,
-                tuple(subs) if subs is not None else None,
+            return _new(
+                Product,
+                (
+                    sku,
+                    ts,
+                    intern(pid),
+                    intern(group),
+                    intern(size),
+                    float(price),
+                    float(cost),
+                    active,
+                    online,
+                    tuple(subs) if subs is not None else None,
+                ),
             )
     return checked_product(v)
 
@@ -642,7 +649,8 @@ def parse_trigger(v: Any) -> Trigger:
             and channel
             and _all_str(skus)
         ):
-            return Trigger(
-                tid, ts, intern(camp), cid, kind, channel, tuple(dict.fromkeys(skus)), g("consent") is True, v
+            return _new(
+                Trigger,
+                (tid, ts, intern(camp), cid, kind, channel, tuple(dict.fromkeys(skus)), g("consent") is True, v),
             )
     return checked_trigger(v)

@@ -40,6 +40,7 @@ HOT: Final = (
     "stockguard.state.decision",
     "stockguard.state.monitor",
     "stockguard.flows.routing",
+    "stockguard.flows.framing",
 )
 _ROOT: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _mode = "interpreted"
