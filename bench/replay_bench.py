@@ -5,8 +5,11 @@
 Generates a replay file (catalog and stock levels first, then clicks, triggers, orders and
 stock changes in realistic proportions), replays it through `stockguard replay` in a child
 process (so its peak RSS is the replay's own), then feeds the same events to one pure
-decision partition to measure state bytes per sku and per customer. Prints a table and
-writes JSON (`--json`, default bench/results/replay.json).
+decision partition to measure state bytes per sku and per customer. `--instructions`
+also counts the replay's CPU instructions per event under valgrind's callgrind: a figure
+the noise of shared cores does not move, to see a change's effect. Prints a table and
+writes JSON (`--json`, default bench/results/replay.json). `STOCKGUARD_PURE=1` measures
+the interpreted hot path.
 """
 
 from __future__ import annotations
@@ -205,6 +208,37 @@ def replay(path: Path, out: Path) -> dict[str, Any]:
     return {"seconds": seconds, "summary": proc.stdout, "peak_rss_mb": rss_kb / 1024}
 
 
+def instructions(work: Path) -> dict[str, float]:
+    """Count the replay's instructions per event under callgrind: a figure noise does not move.
+
+    Two fixed files of the same catalog (10,000 skus, seed 1): 100,000 and 20,000 lines.
+    Both pay the same start-up and catalog load, so their difference over the 80,000 extra
+    events is what an event costs, in CPU instructions, whatever else runs on the cores.
+    """
+    counts = {}
+    for lines in (20_000, 100_000):
+        src = work / f"instructions-{lines}.jsonl"
+        if not src.exists():
+            generate(src, lines, 10_000, 100_000)
+        out = work / f"instructions-out-{lines}"
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+            + [sys.executable, "-m", "stockguard.cli", "replay", str(src), "--out", str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        refs = [line for line in proc.stderr.splitlines() if "I   refs:" in line or "I refs:" in line]
+        counts[lines] = int(refs[-1].split(":")[1].replace(",", "").strip())
+    per_event = (counts[100_000] - counts[20_000]) / 80_000
+    return {
+        "instructions_per_event": round(per_event),
+        "instructions_20k": counts[20_000],
+        "instructions_100k": counts[100_000],
+    }
+
+
 def state_bytes(path: Path) -> dict[str, float]:
     """Feed the events to one pure decision partition; pickled bytes per sku and customer."""
     d = Decider(DecisionState(0, 1), Settings().rules, lambda: 0)
@@ -244,6 +278,11 @@ def main() -> int:
         action="store_true",
         help="size state: every sku in stock, 80%% triggers round-robin over the customers",
     )
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per event under valgrind's callgrind (slow: minutes)",
+    )
     ap.add_argument("--work", default="/tmp/stockguard-bench")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "replay.json"))
     args = ap.parse_args()
@@ -270,12 +309,19 @@ def main() -> int:
         # The child replay inherits STOCKGUARD_PURE: it runs the same build as this process.
         "hot_path": hot.mode(),
     }
+    if args.instructions:
+        result.update(instructions(work))
     rows = [
         ("events", f"{events:,}"),
         ("skus / customers", f"{args.skus:,} / {args.customers:,}"),
         ("replay wall time (incl. start-up)", f"{r['seconds']:.1f} s"),
         ("events/s", f"{result['events_per_second']:,}"),
         ("hot path", hot.mode()),
+        *(
+            [("instructions per event (callgrind)", f"{result['instructions_per_event']:,}")]
+            if args.instructions
+            else []
+        ),
         ("peak RSS of the replay", f"{result['peak_rss_mb']:,.0f} MB"),
         ("state: pickled bytes per sku (one partition)", f"{result['bytes_per_sku_pickled']:.0f}"),
         ("state: pickled bytes per customer", f"{result['bytes_per_customer_pickled']:.0f}"),
