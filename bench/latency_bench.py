@@ -9,6 +9,12 @@ order traffic. Each trigger carries its produce time (`bench_sent_ns`, an extra 
 contract lets us add and stockguard echoes), so the consumer measures produce -> decision
 arrival. A second phase produces as fast as it can and reports the decision rate.
 Prints a table and writes JSON (default bench/results/latency.json).
+
+`--processor loop` measures `bench/handwritten_loop.py` (the same pure rules in one
+confluent-kafka loop, no Bytewax) under the very same load, broker and consumer, so the
+two figures of one session compare: run it right after `--processor stockguard`. Each
+phase also reports the CPU share of the processor, the load producer (this process) and
+the measuring consumer, from /proc.
 """
 
 from __future__ import annotations
@@ -240,6 +246,13 @@ c.close()
     return subprocess.Popen([sys.executable, "-c", code])
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return a process's user + system CPU seconds, children included, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def internal_latency(env: dict[str, str]) -> dict[str, float]:
     """Read stockguard's own histogram: Kafka timestamp -> decision handed to the sink."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -276,6 +289,12 @@ def main() -> int:
     ap.add_argument("--background-rate", type=int, default=20000)
     ap.add_argument("--max-triggers", type=int, default=100_000, help="triggers of the throughput phase")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--processor",
+        choices=["stockguard", "loop"],
+        default="stockguard",
+        help="what decides: stockguard run, or the hand-written loop (bench/handwritten_loop.py)",
+    )
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "latency.json"))
     ap.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE", help="extra environment of stockguard (a setting)"
@@ -288,13 +307,13 @@ def main() -> int:
     settings = load_settings(env=env)
     create_topics(settings)
     t = settings.topics
-    flow = subprocess.Popen(
-        [sys.executable, "-m", "stockguard.cli", "run", "-w", str(args.workers)],
-        env=env,
-        cwd=ROOT,
-        start_new_session=True,
-    )
+    if args.processor == "loop":
+        cmd = [sys.executable, "-m", "bench.handwritten_loop", "--idle", "3600"]
+    else:
+        cmd = [sys.executable, "-m", "stockguard.cli", "run", "-w", str(args.workers)]
+    flow = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
     result: dict[str, Any] = {
+        "processor": args.processor,
         "workers": args.workers,
         "trigger_rate": args.trigger_rate,
         "background_rate": args.background_rate,
@@ -304,7 +323,10 @@ def main() -> int:
     try:
         load = Load(args.kafka, settings)
         load.seed_stock()
-        wait_ready(env)
+        if args.processor == "stockguard":
+            wait_ready(env)
+        else:
+            time.sleep(3)  # the loop has no health endpoint: its consumer assigns at start
         # Warm up: the sink's idempotent producer gets its producer id on first use (~0.5 s).
         for i in range(200):
             load.trigger(i, load.trig, prefix="warm")
@@ -314,6 +336,7 @@ def main() -> int:
         out = Path("/tmp") / f"lat-{uuid.uuid4().hex}.json"
         cons = consumer(args.kafka, [t.approved, t.suppressed], out, n_trig, args.seconds + 60)
         time.sleep(3)  # let the consumer join
+        cpu0 = {"processor": cpu_seconds(flow.pid), "load": cpu_seconds(os.getpid()), "consumer": cpu_seconds(cons.pid)}
         start = time.monotonic()
         sent_t = sent_b = 0
         while (elapsed := time.monotonic() - start) < args.seconds:
@@ -327,12 +350,16 @@ def main() -> int:
                 sent_b += 1
             load.poll()
             time.sleep(0.0005)
+        span_s = time.monotonic() - start
+        cpu1 = {"processor": cpu_seconds(flow.pid), "load": cpu_seconds(os.getpid()), "consumer": cpu_seconds(cons.pid)}
+        result["cpu_share"] = {k: round((cpu1[k] - cpu0[k]) / span_s, 2) for k in cpu0}
         load.p.flush(30)
         load.trig.flush(30)
         cons.wait(120)
         data = orjson.loads(out.read_bytes())
         lat = data["lat_ms"]
-        result["internal"] = internal_latency(env)
+        if args.processor == "stockguard":
+            result["internal"] = internal_latency(env)
         to_out = data["to_output_ms"]
         result["produce_to_output_p50_ms"] = round(pct(to_out, 0.5), 2)
         result["produce_to_output_p99_ms"] = round(pct(to_out, 0.99), 2)
@@ -380,14 +407,25 @@ def main() -> int:
             os.killpg(flow.pid, signal.SIGKILL)
 
     rows = [
+        ("processor", args.processor),
         ("workers", str(args.workers)),
         ("triggers / background rate", f"{args.trigger_rate:,}/s + {args.background_rate:,}/s"),
         ("triggers sent / decided", f"{result['triggers_sent']:,} / {result['decisions_received']:,}"),
         ("background events sent", f"{result['background_sent']:,}"),
         ("latency p50 / p99 / p99.9", f"{result['p50_ms']} / {result['p99_ms']} / {result['p999_ms']} ms"),
+        *(
+            [
+                (
+                    "in-flow p50 / p99 (histogram bucket bound)",
+                    f"<= {result['internal']['p50_le_ms']:g} / <= {result['internal']['p99_le_ms']:g} ms",
+                )
+            ]
+            if "internal" in result
+            else []
+        ),
         (
-            "in-flow p50 / p99 (histogram bucket bound)",
-            f"<= {result['internal']['p50_le_ms']:g} / <= {result['internal']['p99_le_ms']:g} ms",
+            "CPU, cores: processor / load / consumer",
+            " / ".join(f"{v:.2f}" for v in result["cpu_share"].values()),
         ),
         ("sustained decisions/s (burst of triggers)", f"{result['decisions_per_second']:,}"),
     ]
