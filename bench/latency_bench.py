@@ -11,8 +11,9 @@ arrival. A second phase produces as fast as it can and reports the decision rate
 Prints a table and writes JSON (default bench/results/latency.json).
 
 `--processor loop` measures `bench/handwritten_loop.py` (the same pure rules in one
-confluent-kafka loop, no Bytewax) under the very same load, broker and consumer, so the
-two figures of one session compare: run it right after `--processor stockguard`. Each
+confluent-kafka loop, no Bytewax) and `--processor quix` the Quix Streams peer
+(`bench/quix_peer.py`, in its own virtualenv: `--quix-python`) under the very same load,
+broker and consumer, so the figures of one session compare: run them one after another. Each
 phase also reports the CPU share of the processor, the load producer (this process) and
 the measuring consumer, from /proc.
 """
@@ -291,9 +292,14 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument(
         "--processor",
-        choices=["stockguard", "loop"],
+        choices=["stockguard", "loop", "quix"],
         default="stockguard",
-        help="what decides: stockguard run, or the hand-written loop (bench/handwritten_loop.py)",
+        help="what decides: stockguard run, the hand-written loop, or the Quix Streams peer",
+    )
+    ap.add_argument(
+        "--quix-python",
+        default="/tmp/venv-quix/bin/python",
+        help="Python of a virtualenv with quixstreams (see bench/quix_peer.py), for --processor quix",
     )
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "latency.json"))
     ap.add_argument(
@@ -309,6 +315,8 @@ def main() -> int:
     t = settings.topics
     if args.processor == "loop":
         cmd = [sys.executable, "-m", "bench.handwritten_loop", "--idle", "3600"]
+    elif args.processor == "quix":
+        cmd = [args.quix_python, "-m", "bench.quix_peer", "--expect", str(10**12)]
     else:
         cmd = [sys.executable, "-m", "stockguard.cli", "run", "-w", str(args.workers)]
     flow = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
@@ -326,7 +334,8 @@ def main() -> int:
         if args.processor == "stockguard":
             wait_ready(env)
         else:
-            time.sleep(3)  # the loop has no health endpoint: its consumer assigns at start
+            # No health endpoint: the loop assigns at start, Quix joins a consumer group.
+            time.sleep(3 if args.processor == "loop" else 12)
         # Warm up: the sink's idempotent producer gets its producer id on first use (~0.5 s).
         for i in range(200):
             load.trigger(i, load.trig, prefix="warm")
