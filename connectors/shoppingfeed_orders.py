@@ -30,7 +30,7 @@ from stockguard.connectors.gateway.publisher import Publisher, Record
 from stockguard.flows.encoding import Encoder, wall_clock_ms
 from stockguard.state.delivery.pacing import Backoff, TokenBucket, retry_after
 from stockguard.state.vendors import shoppingfeed as sf
-from stockguard.state.vendors.common import MappingError, iso_ms
+from stockguard.state.vendors.common import MappingError, iso_ms, stable_id
 
 __all__ = ["MemoryOrderStore", "OrderPoller", "OrderStore", "PollFailed", "RedisOrderStore"]
 
@@ -224,7 +224,14 @@ class OrderPoller:
 
     async def _handle(self, orders: list[dict[str, Any]], tally: Tally[str]) -> int:
         newest = 0
-        ids = [str(o.get("id")) for o in orders]
+        # An order without an id (bad input) is remembered by its content instead, so a
+        # second one is dead-lettered too rather than taken for the first.
+        ids = [
+            str(o["id"])
+            if o.get("id") not in (None, "")
+            else stable_id("no-id", orjson.dumps(o, option=orjson.OPT_SORT_KEYS))
+            for o in orders
+        ]
         seen = await self.store.seen(ids)
         records: list[Record] = []
         marks: dict[str, str] = {}

@@ -185,3 +185,18 @@ def test_broker_refusal_records_nothing_so_the_next_poll_emits_again() -> None:
             await p.http.close()  # type: ignore[attr-defined]
 
     asyncio.run(go())
+
+
+def test_orders_without_an_id_are_each_dead_lettered_never_taken_for_one_another() -> None:
+    async def go() -> None:
+        fake = FakeVendors()
+        fake.shoppingfeed_orders.extend([sf_order(1, id=None), sf_order(2, id=None, reference="AMZ-other")])
+        store, pub = MemoryOrderStore(), FakePublisher()
+        async with serve(fake) as base:
+            p = poller(base, store, pub, Sleeps())
+            assert await p.poll_once() == {"dead_lettered": 2}
+            assert len(pub.values("stockguard.dlq")) == 2
+            assert all("id: missing" in d["error"] for d in pub.values("stockguard.dlq"))
+            await p.http.close()  # type: ignore[attr-defined]
+
+    asyncio.run(go())
