@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +25,41 @@ class Services:
     redis: str
 
 
-def _start(what: str) -> str:
-    proc = subprocess.run(
-        ["bash", str(SERVICES), f"start-{what}"], capture_output=True, text=True, timeout=600, check=False
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _own_services_env() -> dict[str, str]:
+    """Env for services of this session alone: a fresh run dir and free ports.
+
+    A machine that ran the suite before keeps its broker's data (every test makes its own
+    topics); a broker started on thousands of leftover partitions takes minutes to serve,
+    and a leftover process may hold the default ports. STOCKGUARD_KEEP_SERVICES=1 keeps
+    the shared defaults instead, so a developer's broker outlives the session.
+    """
+    env = dict(os.environ)
+    if os.environ.get("STOCKGUARD_KEEP_SERVICES"):
+        return env
+    run_dir = tempfile.mkdtemp(prefix="stockguard-test-services-")
+    env |= {
+        "STOCKGUARD_RUN_DIR": run_dir,
+        "KAFKA_PORT": str(_free_port()),
+        "KAFKA_CONTROLLER_PORT": str(_free_port()),
+        "REDIS_PORT": str(_free_port()),
+    }
+    return env
+
+
+def _services(verb: str, what: str, env: dict[str, str], timeout: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SERVICES), f"{verb}-{what}"], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def _start(what: str, env: dict[str, str]) -> str:
+    proc = _services("start", what, env, 600)
     if proc.returncode != 0:
         raise RuntimeError(f"could not start {what}:\n{proc.stderr[-3000:]}")
     return proc.stdout.strip().splitlines()[-1]
@@ -47,17 +81,21 @@ def _warm_up(kafka: str) -> None:
 def services() -> Iterator[Services]:
     """Use KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set, else start local ones for the session."""
     started = []
-    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not kafka:
-        kafka = _start("kafka")
-        started.append("kafka")
-    _warm_up(kafka)
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        redis_url = _start("redis")
-        started.append("redis")
-    yield Services(kafka, redis_url)
-    if os.environ.get("STOCKGUARD_KEEP_SERVICES"):
-        return
-    for what in started:
-        subprocess.run(["bash", str(SERVICES), f"stop-{what}"], capture_output=True, timeout=120, check=False)
+    env = _own_services_env()
+    try:
+        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not kafka:
+            started.append("kafka")
+            kafka = _start("kafka", env)
+        _warm_up(kafka)
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            started.append("redis")
+            redis_url = _start("redis", env)
+        yield Services(kafka, redis_url)
+    finally:
+        if not os.environ.get("STOCKGUARD_KEEP_SERVICES"):
+            for what in started:
+                _services("stop", what, env, 120)
+            if env.get("STOCKGUARD_RUN_DIR", "").startswith(tempfile.gettempdir() + "/stockguard-test-services-"):
+                shutil.rmtree(env["STOCKGUARD_RUN_DIR"], ignore_errors=True)
