@@ -30,7 +30,19 @@ from stockguard.flows.encoding import wall_clock_ms
 from stockguard.flows.logics import CampaignLogic, DecideLogic, JournalSource, MonitorLogic, SurgeLogic
 from stockguard.flows.metrics import MetricsSink
 from stockguard.flows.records import CampaignView, OutRecord, RawRecord, StockView
-from stockguard.flows.routing import Router, for_campaigns, for_monitor, is_dead_letter
+from stockguard.flows.routing import (
+    Router,
+    pick_campaign_failures,
+    pick_campaign_views,
+    pick_campaigns,
+    pick_dead_letters,
+    pick_decision_outputs,
+    pick_decisions,
+    pick_locations,
+    pick_monitor_outputs,
+    pick_monitors,
+    pick_stock_views,
+)
 
 __all__ = ["build_flow"]
 
@@ -66,51 +78,44 @@ def build_flow(
     # Campaign views, like stock views, only for sinks that read them (a replay has none).
     campaign_views = bool(view_sinks)
     router = Router(settings, clock, campaigns=campaign_views)
-    routed = op.flat_map_batch("route_events", raw, router.route_batch)
-    split = op.branch("split_dead_letters", routed, is_dead_letter)
-    dead: Any = split.trues
-    routed_keyed: Any = split.falses
-    if campaign_views:
-        to_campaigns: Any = op.branch("split_campaigns", routed_keyed, for_campaigns)
-        routed_keyed = to_campaigns.falses
-    to_monitor: Any = op.branch("split_monitor", routed_keyed, for_monitor)
-    keyed: Any = to_monitor.falses
+    # One item per input batch, a list per downstream; each step picks its list in one call.
+    routed = op.flat_map_batch("route_events", raw, router.split_batch)
+    dead: Any = op.flat_map_batch("pick_dead_letters", routed, pick_dead_letters)
+    keyed: Any = op.flat_map_batch("pick_decisions", routed, pick_decisions)
+    to_monitor: Any = op.flat_map_batch("pick_monitors", routed, pick_monitors)
 
     def decide(resume: bytes | None) -> DecideLogic:
         return DecideLogic(settings, clock, resume, recovery, views=stock_views, journal=journal)
 
-    decided: Any = _unkey("unkey_decisions", op.stateful_batch("decide_triggers", keyed, decide))
-    if stock_views:
-        split_views = op.branch("split_views", decided, lambda x: type(x) is StockView)
-        decided = split_views.falses
+    decided_keyed = op.stateful_batch("decide_triggers", keyed, decide)
+    decided: Any = op.flat_map_batch("unkey_decisions", decided_keyed, pick_decision_outputs)
 
     def monitor(resume: bytes | None) -> MonitorLogic:
         return MonitorLogic(settings, resume, recovery)
 
-    monitored: Any = _unkey("unkey_monitor", op.stateful_batch("monitor_skus", to_monitor.trues, monitor))
-    split_ops = op.branch("split_charged", monitored, lambda x: type(x) is not OutRecord)
-    # Locations are few: one key, one surge watcher.
-    to_locations = op.flat_map_batch("key_locations", split_ops.trues, _keyed_as_locations)
+    monitored = op.stateful_batch("monitor_skus", to_monitor, monitor)
+    charged: Any = op.flat_map_batch("unkey_monitor", monitored, pick_monitor_outputs)
+    to_locations = op.flat_map_batch("key_locations", monitored, pick_locations)
 
     def surge(resume: bytes | None) -> SurgeLogic:
         return SurgeLogic(settings, resume, recovery)
 
     surges: Any = _unkey("unkey_surges", op.stateful_batch("watch_locations", to_locations, surge))
 
-    outputs_in: list[Any] = [decided, dead, split_ops.falses, surges]
+    outputs_in: list[Any] = [decided, dead, charged, surges]
     views_out: list[Any] = []
     if view_sinks:
+        to_campaigns: Any = op.flat_map_batch("pick_campaigns", routed, pick_campaigns)
 
         def campaigns(resume: bytes | None) -> CampaignLogic:
             return CampaignLogic(settings, resume, recovery)
 
-        tracked: Any = _unkey("unkey_campaigns", op.stateful_batch("track_campaigns", to_campaigns.trues, campaigns))
+        tracked = op.stateful_batch("track_campaigns", to_campaigns, campaigns)
         # An event the tracker failed on is a dead letter like any other step's.
-        split_failed = op.branch("split_campaign_failures", tracked, lambda x: type(x) is OutRecord)
-        outputs_in.append(split_failed.trues)
-        views_out.append(split_failed.falses)
+        outputs_in.append(op.flat_map_batch("unkey_campaign_failures", tracked, pick_campaign_failures))
+        views_out.append(op.flat_map_batch("unkey_campaigns", tracked, pick_campaign_views))
         if stock_views:
-            views_out.insert(0, split_views.trues)
+            views_out.insert(0, op.flat_map_batch("pick_views", decided_keyed, pick_stock_views))
     outputs: Any = op.merge("merge_outputs", *outputs_in)
     op.output("count_outputs", outputs, MetricsSink(settings))
     keyed_outputs: Any = None
@@ -138,10 +143,6 @@ def _unkey(step_id: str, up: Any) -> Any:
 
 def _values(batch: list[tuple[str, Any]]) -> list[Any]:
     return [v for _k, v in batch]
-
-
-def _keyed_as_locations(batch: list[Any]) -> list[tuple[str, Any]]:
-    return [("locations", x) for x in batch]
 
 
 def _keyed_by_message_key(batch: list[OutRecord]) -> list[tuple[str, OutRecord]]:

@@ -14,7 +14,7 @@ import orjson
 
 from stockguard.config.settings import Settings
 from stockguard.flows.encoding import Encoder
-from stockguard.flows.records import NOT_DECODED, OutRecord, RawRecord
+from stockguard.flows.records import NOT_DECODED, CampaignView, OutRecord, RawRecord, StockView
 from stockguard.state.decision import partition_of
 from stockguard.state.limits import check_input
 from stockguard.state.models import (
@@ -45,10 +45,18 @@ __all__ = [
     "Routed",
     "Router",
     "ToDecision",
-    "for_campaigns",
-    "for_monitor",
-    "is_dead_letter",
     "monitor_sku",
+    "pick_campaign_failures",
+    "pick_campaign_views",
+    "pick_campaigns",
+    "pick_dead_letters",
+    "pick_decision_outputs",
+    "pick_decisions",
+    "pick_locations",
+    "pick_monitor_outputs",
+    "pick_monitors",
+    "pick_stock_views",
+    "split_routed",
 ]
 
 DecisionEvent = StockLevel | StockAdjustment | Order | Product | Trigger | Removed
@@ -78,19 +86,84 @@ Routed = tuple[str, ToDecision | MonitorEvent | CampaignEvent]
 _new = tuple.__new__
 
 
-def is_dead_letter(item: Routed | OutRecord) -> bool:
-    """Tell whether a routed item is a dead-letter record."""
-    return type(item) is OutRecord
+# The routed items of one input batch as one item, a list per downstream step: dead
+# letters, the campaign tracker, the sku monitors, the decision partitions. Each step picks
+# its list in one call per batch, where a chain of `op.branch` called a Python predicate
+# per item and per branch (three calls an event).
+Split = tuple[list[OutRecord], list[Routed], list[Routed], list[Routed]]
 
 
-def for_campaigns(item: Routed) -> bool:
-    """Tell whether a routed item goes to the campaign tracker."""
-    return item[0] == CAMPAIGNS_KEY
+def split_routed(items: list[Routed | OutRecord]) -> Split:
+    """Split routed items into the lists of their downstream steps, order kept."""
+    dead: list[OutRecord] = []
+    campaigns: list[Routed] = []
+    monitors: list[Routed] = []
+    decisions: list[Routed] = []
+    for x in items:
+        if isinstance(x, OutRecord):
+            dead.append(x)
+        elif x[0] == CAMPAIGNS_KEY:
+            campaigns.append(x)
+        elif type(x[1]) is ToDecision:
+            decisions.append(x)
+        else:
+            monitors.append(x)
+    return (dead, campaigns, monitors, decisions)
 
 
-def for_monitor(item: Routed) -> bool:
-    """Tell whether a routed item (not for the campaign tracker) goes to a sku monitor."""
-    return type(item[1]) is not ToDecision
+def pick_dead_letters(splits: list[Split]) -> list[OutRecord]:
+    """Return the dead letters of a batch of splits."""
+    return splits[0][0] if len(splits) == 1 else [x for s in splits for x in s[0]]
+
+
+def pick_campaigns(splits: list[Split]) -> list[Routed]:
+    """Return the campaign tracker's items of a batch of splits."""
+    return splits[0][1] if len(splits) == 1 else [x for s in splits for x in s[1]]
+
+
+def pick_monitors(splits: list[Split]) -> list[Routed]:
+    """Return the sku monitors' items of a batch of splits."""
+    return splits[0][2] if len(splits) == 1 else [x for s in splits for x in s[2]]
+
+
+def pick_decisions(splits: list[Split]) -> list[Routed]:
+    """Return the decision partitions' items of a batch of splits."""
+    return splits[0][3] if len(splits) == 1 else [x for s in splits for x in s[3]]
+
+
+# After a stateful step: drop the keys and pick one kind, one call per batch (op.key_rm
+# and op.branch call Python per item).
+
+
+def pick_decision_outputs(batch: list[tuple[str, Any]]) -> list[OutRecord]:
+    """Return a decision step's output records (not its stock views), unkeyed."""
+    return [v for _k, v in batch if type(v) is not StockView]
+
+
+def pick_stock_views(batch: list[tuple[str, Any]]) -> list[StockView]:
+    """Return a decision step's stock views, unkeyed."""
+    return [v for _k, v in batch if type(v) is StockView]
+
+
+def pick_monitor_outputs(batch: list[tuple[str, Any]]) -> list[OutRecord]:
+    """Return a monitor step's output records (alerts, insights, dead letters), unkeyed."""
+    return [v for _k, v in batch if type(v) is OutRecord]
+
+
+def pick_locations(batch: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Return a monitor step's items for the surge watcher, under its one key."""
+    # Locations are few: one key, one surge watcher.
+    return [("locations", v) for _k, v in batch if type(v) is not OutRecord]
+
+
+def pick_campaign_failures(batch: list[tuple[str, Any]]) -> list[OutRecord]:
+    """Return the dead letters of the campaign tracker, unkeyed."""
+    return [v for _k, v in batch if type(v) is OutRecord]
+
+
+def pick_campaign_views(batch: list[tuple[str, Any]]) -> list[CampaignView]:
+    """Return the campaign views of the campaign tracker, unkeyed."""
+    return [v for _k, v in batch if type(v) is not OutRecord]
 
 
 def monitor_sku(ev: MonitorEvent) -> str:
@@ -143,6 +216,10 @@ class Router:
     def dead_letter(self, rec: RawRecord, error: str) -> OutRecord:
         """Build the dead-letter record of an input that cannot be used."""
         return self.encoder.refused_input(rec, error)
+
+    def split_batch(self, recs: list[RawRecord]) -> list[Split]:
+        """Route a batch into one item: the lists of its downstream steps."""
+        return [split_routed(self.route_batch(recs))]
 
     def route_batch(self, recs: list[RawRecord]) -> list[Routed | OutRecord]:
         """Route a batch: one Python call per batch, each record appended in place."""

@@ -239,8 +239,8 @@ def test_campaign_and_stock_views_reach_a_view_sink() -> None:
 def test_without_a_view_sink_no_view_is_built_and_the_topics_are_the_same() -> None:
     with_views = build_flow(S, {"t": TestingSource([])}, {"o": TestingSink([])}, views=TestingSink([]))
     without = build_flow(S, {"t": TestingSource([])}, {"o": TestingSink([])})
-    assert {"track_campaigns", "split_campaigns", "split_views"} <= step_ids(with_views)
-    assert not {"track_campaigns", "split_campaigns", "split_views"} & step_ids(without)
+    assert {"track_campaigns", "pick_campaigns", "pick_views"} <= step_ids(with_views)
+    assert not {"track_campaigns", "pick_campaigns", "pick_views"} & step_ids(without)
     # The output topics do not depend on who reads the views.
     plain: list[OutRecord] = []
     run_main(build_flow(S, {"t": TestingSource(campaign_day())}, {"o": TestingSink(plain)}, clock=lambda: 7))  # type: ignore[no-untyped-call]
