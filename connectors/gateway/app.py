@@ -49,6 +49,9 @@ from stockguard.state.vendors.common import MappingError, Out, stable_id, valida
 __all__ = ["OPENAPI", "SYSTEMS", "Gateway", "build_app"]
 
 log = logging.getLogger("stockguard.gateway")
+# At most one "not taken" warning per interval: an outage fails every webhook, and
+# stockguard_gateway_requests_total{outcome} counts each of them anyway.
+NOT_TAKEN_LOG_INTERVAL_S: Final = 10.0
 T = TypeVar("T")
 
 SYSTEMS: Final = ("shopify", "stripe", "klaviyo", "braze", "ga4")
@@ -120,6 +123,9 @@ class Gateway:
         # Per dedup key being delivered: Kafka's verdict, awaited by the request and its retries.
         self.inflight: dict[str, asyncio.Future[bool]] = {}
         self.settling: set[asyncio.Task[None]] = set()
+        # Kafka down fails every webhook: one warning per interval, with the count since.
+        self._not_taken_next = 0.0
+        self._not_taken_since = 0
         self.limits = settings.input
         t = settings.topics
         self.topics = {kind: getattr(t, kind) for kind in ("clickstream", "stock", "orders", "products", "triggers")}
@@ -207,6 +213,18 @@ class Gateway:
             GATEWAY_RECORDS.labels(system, out.kind).inc()
         return self.ok("accepted", n)
 
+    def _warn_not_taken(self, error: str) -> None:
+        now = time.monotonic()
+        if now < self._not_taken_next:
+            self._not_taken_since += 1
+            return
+        self._not_taken_next = now + NOT_TAKEN_LOG_INTERVAL_S
+        log.warning(
+            "gateway records not taken by Kafka",
+            extra={"sg_error": error[:200], "sg_more_since_last": self._not_taken_since},
+        )
+        self._not_taken_since = 0
+
     async def _settle(self, key: str, fut: asyncio.Future[None], verdict: asyncio.Future[bool]) -> None:
         """Pass on Kafka's verdict on a key's records, then remember or release the key.
 
@@ -218,7 +236,7 @@ class Gateway:
             await fut
             ok = True
         except NotTaken as exc:
-            log.warning("gateway records not taken by Kafka", extra={"sg_error": str(exc)[:200]})
+            self._warn_not_taken(str(exc))
             ok = False
         verdict.set_result(ok)
         try:

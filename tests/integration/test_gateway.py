@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -76,18 +77,23 @@ def gateway_env(env: dict[str, str], stripe_port: int, **extra: str) -> dict[str
 
 def start_gateway(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     """Start `stockguard gateway` and wait until it is ready (Kafka and Redis answer)."""
+    # Its log goes to a file: a pipe nobody reads fills up (64 KiB) during an outage's
+    # warnings and then blocks the gateway's event loop in write().
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [*STOCKGUARD, "gateway"],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{env['STOCKGUARD_GATEWAY__PORT']}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read().decode()[-3000:] if proc.stdout else ""
+        if proc.poll() is not None:
+            log.seek(0)
+            raise AssertionError(log.read().decode()[-3000:])
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=2) as r:  # noqa: S310 - loopback
                 if r.status == 200:

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -255,7 +256,9 @@ def start_flow(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
         cmd,
         env=env,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        # A file, not a pipe: nobody reads it while the flow runs, and a full pipe blocks
+        # the flow in its next log write.
+        stdout=tempfile.TemporaryFile(),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )

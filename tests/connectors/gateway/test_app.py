@@ -192,6 +192,22 @@ def test_records_kafka_refused_are_produced_again_by_the_retry() -> None:
     run(go)
 
 
+def test_an_outage_logs_one_not_taken_warning_per_interval_with_the_count(caplog: pytest.LogCaptureFixture) -> None:
+    async def go() -> None:
+        async with Harness() as h:
+            h.publisher.mode = "fail"
+            for i in range(5):
+                body = b(dict(TRIGGER, trigger_id=f"t-outage-{i}"))
+                assert (await h.post("/webhooks/braze", body, token_headers()))[0] == 503
+
+    with caplog.at_level(logging.WARNING, logger="stockguard.gateway"):
+        run(go)
+    warned = [r for r in caplog.records if r.getMessage() == "gateway records not taken by Kafka"]
+    # A full pipe of these lines once blocked the event loop: one line, not five.
+    assert len(warned) == 1
+    assert getattr(warned[0], "sg_error", "") == "broker down"
+
+
 def test_a_template_without_trigger_id_dedups_within_its_minute_and_an_unmappable_one_is_dead_lettered() -> None:
     async def go() -> None:
         async with Harness() as h:
