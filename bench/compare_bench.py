@@ -31,7 +31,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from bench.common import produce, report
-from bench.latency_bench import free_port, wait_ready
+from bench.latency_bench import cpu_seconds, free_port, wait_ready
 from stockguard.config.settings import load_settings, topic_env
 from stockguard.live import create_topics
 
@@ -202,7 +202,9 @@ def main() -> int:
     ap.add_argument("--kafka", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--skus", type=int, default=10_000)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="workers per stockguard process")
+    ap.add_argument("--processes", type=int, default=1, help="stockguard processes (a -i/-a cluster)")
+    ap.add_argument("--skip-peers", action="store_true", help="measure stockguard alone")
     ap.add_argument(
         "--quix-python",
         default="/tmp/venv-quix/bin/python",
@@ -234,21 +236,40 @@ def main() -> int:
     n_triggers = produce_backlog(args.kafka, settings.topics.from_contract(), args.events, args.skus)
     produce_s = time.monotonic() - t0
 
-    # stockguard, from readiness to the last trigger decided.
+    # stockguard, from readiness to the last trigger decided. A cluster of processes
+    # (-i/-a) gets one metrics and health port each; their counts add up.
     env = envs["stockguard"]
-    flow = subprocess.Popen(
-        [sys.executable, "-m", "stockguard.cli", "run", "-w", str(args.workers)],
-        env=env,
-        cwd="/tmp",
-        start_new_session=True,
-    )
+    addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(args.processes))
+    proc_envs = []
+    flows = []
+    for i in range(args.processes):
+        # Process i serves metrics and health on the configured ports + i.
+        penv = dict(env) | {
+            "STOCKGUARD_METRICS_PORT": str(int(env["STOCKGUARD_METRICS_PORT"]) + i),
+            "STOCKGUARD_HEALTH_PORT": str(int(env["STOCKGUARD_HEALTH_PORT"]) + i),
+        }
+        cluster = ["-i", str(i), "-a", addresses] if args.processes > 1 else []
+        proc_envs.append(penv)
+        flows.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "stockguard.cli", "run", "-w", str(args.workers), *cluster],
+                env=env,
+                cwd="/tmp",
+                start_new_session=True,
+            )
+        )
+    cpu0 = [0.0] * len(flows)
     try:
-        wait_ready(env)
+        for penv in proc_envs:
+            wait_ready(penv)
+        cpu0 = [cpu_seconds(f.pid) for f in flows]
         start = time.monotonic()
-        port = env["STOCKGUARD_METRICS_PORT"]
+        ports = [penv["STOCKGUARD_METRICS_PORT"] for penv in proc_envs]
         while True:
-            decided = metric_sum(port, "stockguard_triggers_total") + metric_sum(
-                port, "stockguard_dlq_total", input="triggers"
+            decided = sum(
+                metric_sum(port, "stockguard_triggers_total")
+                + metric_sum(port, "stockguard_dlq_total", input="triggers")
+                for port in ports
             )
             if decided >= n_triggers:
                 break
@@ -256,7 +277,8 @@ def main() -> int:
                 raise RuntimeError(f"stockguard decided only {decided} of {n_triggers}")
             time.sleep(0.05)
         sg_s = time.monotonic() - start
-        sg_read = metric_sum(port, "stockguard_events_read_total")
+        sg_cpu = [cpu_seconds(f.pid) - c for f, c in zip(flows, cpu0, strict=True)]
+        sg_read = sum(metric_sum(port, "stockguard_events_read_total") for port in ports)
         # Counted is not yet acknowledged: stop stockguard only once its last decisions are
         # on the topic (a kill drops what its producer still queues; a restart re-decides it).
         sg_topics = [f"cmp-{run}-stockguard.approved", f"cmp-{run}-stockguard.suppressed"]
@@ -264,8 +286,30 @@ def main() -> int:
         while len(sg := read_decisions(args.kafka, sg_topics)) < n_triggers and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
-        os.killpg(flow.pid, signal.SIGTERM)
-        flow.wait(30)
+        for f in flows:
+            os.killpg(f.pid, signal.SIGTERM)
+        for f in flows:
+            f.wait(30)
+    if args.skip_peers:
+        sg_eps = sg_read / sg_s
+        result = {
+            "events": args.events,
+            "triggers": n_triggers,
+            "workers": args.workers,
+            "processes": args.processes,
+            "stockguard_seconds": round(sg_s, 2),
+            "stockguard_events_per_second": round(sg_eps),
+            "stockguard_cpu_seconds_per_process": [round(c, 2) for c in sg_cpu],
+            "decisions": len(sg),
+        }
+        rows = [
+            ("events (backlog) / triggers", f"{args.events:,} / {n_triggers:,}"),
+            (f"stockguard run -w {args.workers} x {args.processes} process(es)", f"{sg_eps:,.0f} events/s"),
+            ("CPU seconds per process", ", ".join(f"{c:.1f}" for c in sg_cpu)),
+            ("decisions on the topics", f"{len(sg):,} of {n_triggers:,}"),
+        ]
+        report(rows, result, args.json)
+        return 0
 
     loop = subprocess.run(
         [sys.executable, "-m", "bench.handwritten_loop", "--idle", "3"],
@@ -300,6 +344,8 @@ def main() -> int:
         "events": args.events,
         "triggers": n_triggers,
         "workers": args.workers,
+        "processes": args.processes,
+        "stockguard_cpu_seconds_per_process": [round(c, 2) for c in sg_cpu],
         "produce_seconds": round(produce_s, 1),
         "stockguard_seconds": round(sg_s, 2),
         "stockguard_events_per_second": round(sg_eps),
@@ -314,7 +360,7 @@ def main() -> int:
     }
     rows = [
         ("events (backlog) / triggers", f"{args.events:,} / {n_triggers:,}"),
-        (f"stockguard run -w {args.workers}", f"{sg_eps:,.0f} events/s"),
+        (f"stockguard run -w {args.workers} x {args.processes} process(es)", f"{sg_eps:,.0f} events/s"),
         ("hand-written confluent-kafka loop", f"{loop_eps:,.0f} events/s"),
         ("stockguard / hand-written", f"{sg_eps / loop_eps:.2f}x"),
         ("identical decisions", f"{same:,} of {len(sg):,} (loop decided {len(hw):,})"),
