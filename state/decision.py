@@ -615,35 +615,41 @@ class Decider:
         st = self.state
         rules = self.rules
         tid = t.trigger_id
+        # The event time as the one object the trigger holds: every list and tuple below
+        # keeps a reference to it, not an int boxed again per store (see `_ts`).
+        ts = _ts(t)
         if t.kind != "back_in_stock":
             if held is None or (c is None and held <= t.ts - rules.cap_window):  # type: ignore[operator]
                 # Nothing held, or one approval the cap no longer counts: one int again.
-                st.customers[t.customer_id] = _ts(t)
+                st.customers[t.customer_id] = ts
                 self._wheel_add(t.customer_id, self._one_approval_bucket(t.ts))
             else:
                 if c is None:
                     c = self._customer(t.customer_id)
                 ap = c.approvals
                 if ap is None:
-                    c.approvals = _ts(t)
+                    c.approvals = ts
                 elif type(ap) is int:
-                    c.approvals = [ap, _ts(t)]
+                    c.approvals = [ap, ts]
                 else:
-                    ap.append(t.ts)  # type: ignore[union-attr]
+                    ap.append(ts)  # type: ignore[union-attr]
                 self._schedule(t.customer_id, c)
         cut = t.ts - rules.retract_window
         for sku in chosen:
             s = self._sku(sku)
             sends = s.sends
             if sends:
-                insort(sends, t.ts)
+                insort(sends, ts)
             else:
-                s.sends = [t.ts]
+                s.sends = [ts]
+            # Typed Any, the tuple is built from the objects as they are (a typed tuple
+            # would unbox the time and box it again when the list takes it).
+            entry: Any = (ts, tid, t.customer_id, t.campaign_id)
             sent = s.sent
             if not sent:
-                s.sent = [(t.ts, tid, t.customer_id, t.campaign_id)]
+                s.sent = [entry]
                 continue
-            sent.append((t.ts, tid, t.customer_id, t.campaign_id))
+            sent.append(entry)
             if sent[0][0] < cut:
                 # Mostly in time order: drop the expired head without rebuilding the list.
                 i = 0
