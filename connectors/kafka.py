@@ -53,6 +53,7 @@ from stockguard.connectors.journal import SOURCE_HEADER
 from stockguard.connectors.metrics import CONSUMER_LAG, DELIVERY_FAILURES, EVENTS_READ, KAFKA_UP
 from stockguard.connectors.ordering import TimestampMerger
 from stockguard.flows.encoding import Encoder, wall_clock_ms
+from stockguard.flows.framing import frame_messages
 from stockguard.flows.records import OutRecord, RawRecord
 
 log = logging.getLogger(__name__)
@@ -192,26 +193,20 @@ class _InputPartition(StatefulSourcePartition[RawRecord, dict[str, int]]):
         if not msgs and (merger is None or not merger.held):
             self._awake = datetime.now(UTC) + self._idle
             return []
-        out = []
-        fetched = self._fetched
-        for m in msgs:
+        out: list[RawRecord] = []
+        # The per-message framing is compiled (flows.framing); errors are rare and handled here.
+        for m in frame_messages(msgs, self._fetched, out):
             err = m.error()
             topic = m.topic() or ""
             part = m.partition() or 0
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                if err.fatal():
-                    HEALTH.kafka_ok(False, f"consume {topic}[{part}]: {err.str()}")
-                    raise RuntimeError(f"fatal error consuming Kafka topic {topic!r} partition {part}: {err}")
-                # Broker restarts, transport errors: librdkafka retries; the probe says not ready.
-                HEALTH.kafka_ok(False, f"consume {topic}[{part}]: {err.str()}")
-                self._errors.warning("kafka consumer error (retrying): %s", err.str())
+            if err.code() == KafkaError._PARTITION_EOF:
                 continue
-            ts_type, ts = m.timestamp()
-            offset = m.offset() or 0
-            out.append(RawRecord(topic, m.key(), m.value(), part, offset, ts if ts_type else None))
-            fetched[f"{part}-{topic}"] = offset + 1
+            if err.fatal():
+                HEALTH.kafka_ok(False, f"consume {topic}[{part}]: {err.str()}")
+                raise RuntimeError(f"fatal error consuming Kafka topic {topic!r} partition {part}: {err}")
+            # Broker restarts, transport errors: librdkafka retries; the probe says not ready.
+            HEALTH.kafka_ok(False, f"consume {topic}[{part}]: {err.str()}")
+            self._errors.warning("kafka consumer error (retrying): %s", err.str())
         if out:
             if len(self._read) == 1:
                 next(iter(self._read.values())).inc(len(out))

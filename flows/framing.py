@@ -1,8 +1,10 @@
-"""Frame a replay file's lines as raw records: pure, and compiled with the hot path.
+"""Frame input as raw records: replay lines and consumed Kafka messages, compiled.
 
-A replay file holds one input message a line (`connectors.files`); this is the per-line
-work of reading one, kept out of the Bytewax source so that mypyc compiles it
-(`stockguard._hot`): the size and depth check, the JSON parse, the record.
+A replay file holds one input message a line (`connectors.files`); `parse_replay_line` is
+the per-line work of reading one: the size and depth check, the JSON parse, the record.
+`frame_messages` is the per-message work of the Kafka source (`connectors.kafka`). Both
+are kept out of the Bytewax sources so that mypyc compiles them (`stockguard._hot`).
+Pure: a message is anything with confluent-kafka's `Message` methods.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from stockguard.config.settings import InputSettings
 from stockguard.flows.records import NOT_DECODED, RawRecord
 from stockguard.state.limits import check_input
 
-__all__ = ["REPLAY_TOPIC", "parse_replay_line"]
+__all__ = ["REPLAY_TOPIC", "frame_messages", "parse_replay_line"]
 
 REPLAY_TOPIC: Final = "replay"
 
@@ -59,3 +61,26 @@ def parse_replay_line(line: bytes, lineno: int, limits: InputSettings = _LIMITS)
     if "value" not in rec:
         return _error(topic, key_b, stripped, lineno, f"line {lineno}: expected value or raw")
     return _new(RawRecord, (topic, key_b, None, 0, lineno, None, rec["value"], None))
+
+
+def frame_messages(msgs: list[Any], fetched: dict[str, int], out: list[RawRecord]) -> list[Any]:
+    """Append the consumed messages as raw records to `out`; return those carrying an error.
+
+    `fetched` gets each partition's next offset (`"<partition>-<topic>"`). A partition-EOF
+    event is neither a record nor an error. The caller handles the errors (health, logs).
+    """
+    errors: list[Any] = []
+    for m in msgs:
+        err = m.error()
+        if err is not None:
+            errors.append(m)
+            continue
+        topic = m.topic() or ""
+        part = m.partition() or 0
+        ts_type, ts = m.timestamp()
+        offset = m.offset() or 0
+        out.append(
+            _new(RawRecord, (topic, m.key(), m.value(), part, offset, ts if ts_type else None, NOT_DECODED, None))
+        )
+        fetched[f"{part}-{topic}"] = offset + 1
+    return errors

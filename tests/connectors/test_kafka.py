@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -145,3 +146,54 @@ def test_a_probe_of_a_live_cluster_is_ready_without_listing_its_topics(mock_clus
     assert probe.check() is True
     assert health.report()["kafka_reachable"] is True
     assert calls == [("sg-a",)]
+
+
+class _Err:
+    def __init__(self, code: int) -> None:
+        self._code = code
+
+    def code(self) -> int:
+        return self._code
+
+
+class _Failed:
+    """A consumed event that carries an error, as confluent-kafka hands one over."""
+
+    def __init__(self, code: int) -> None:
+        self._err = _Err(code)
+
+    def error(self) -> _Err:
+        return self._err
+
+
+def test_framing_keeps_every_field_and_offset_and_hands_errors_back(mock_cluster: tuple[str, Producer]) -> None:
+    from confluent_kafka import Consumer, KafkaError
+
+    from stockguard.flows.framing import frame_messages
+
+    brokers, producer = mock_cluster
+    base = 1_764_547_200_000
+    for i in range(30):
+        producer.produce("sg-frame", f"v{i}".encode(), key=None if i % 3 == 0 else f"k{i}".encode(), timestamp=base + i)
+    producer.flush(10)
+    c = Consumer({"bootstrap.servers": brokers, "group.id": "frame", "auto.offset.reset": "earliest"})
+    c.subscribe(["sg-frame"])
+    msgs: list[Any] = []
+    deadline = time.monotonic() + 20
+    while len(msgs) < 30 and time.monotonic() < deadline:
+        msgs += [m for m in c.consume(100, 0.5) if m.error() is None]
+    c.close()
+    assert len(msgs) == 30
+    failed = [_Failed(KafkaError._PARTITION_EOF), _Failed(KafkaError._TRANSPORT)]
+    out: list[RawRecord] = []
+    fetched: dict[str, int] = {}
+    errors = frame_messages([failed[0], *msgs, failed[1]], fetched, out)
+    assert errors == failed
+    assert [(r.topic, r.key, r.value, r.partition, r.offset, r.timestamp) for r in out] == [
+        ("sg-frame", m.key(), m.value(), m.partition(), m.offset(), m.timestamp()[1]) for m in msgs
+    ]
+    assert all(r.decoded is not None and r.error is None for r in out)
+    # The next offset of each partition read.
+    for m in msgs:
+        assert fetched[f"{m.partition()}-sg-frame"] >= (m.offset() or 0) + 1
+    assert sum(fetched.values()) == 30
