@@ -7,8 +7,8 @@ their campaign attribution and location, the last product view, and alert/insigh
 
 - Every placed order line is charged to its location (or the one with the highest ATP)
   and forwarded as `Charged` to the location surge watcher.
-- Stock drain: projected minutes to stock-out at the windowed rate (units over
-  `surge_window`) below `drain_horizon` while campaigns drive at least
+- Stock drain: a forecast, made while ATP > 0: projected minutes to stock-out at the
+  windowed rate (units over `surge_window`) below `drain_horizon` while campaigns drive at least
   `drain_min_campaign_share` of the units, with at least `drain_min_units` units in the
   window (a single order is no trend): one `open` alert per drain episode, keyed by
   the location that shipped most of the units; `resolved` on restock (a stock event that
@@ -300,8 +300,11 @@ class Monitor:
         if units < max(1, self.cfg.drain_min_units):
             return
         upm = units / self.w
-        # Cheapest test first: most skus have stock for far longer than the horizon.
-        if w.stock.atp() / upm >= self.cfg.drain_horizon / MINUTE:
+        atp = w.stock.atp()
+        # A drain alert is a forecast: at ATP 0 the sku has already run out (retractions
+        # and suppressions say so), and an alert then only adds to the warehouse's noise.
+        # Cheapest test next: most skus have stock for far longer than the horizon.
+        if atp <= 0 or atp / upm >= self.cfg.drain_horizon / MINUTE:
             return
         campaign_units = sum(MinuteWindow.campaigns(window).values())
         if campaign_units / units < self.cfg.drain_min_campaign_share:

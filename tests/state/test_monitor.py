@@ -104,6 +104,17 @@ def test_no_drain_when_stock_covers_the_horizon() -> None:
     assert drain_setup(qty=10_000).of("stock_drain") == []
 
 
+def test_a_drain_alert_comes_before_the_stock_out_never_at_atp_0() -> None:
+    # 6 units of stock, 6 campaign orders of 1: the drain trend is there from the third
+    # order on, but the last order takes ATP to 0, a stock-out, which is not forecast.
+    m = drain_setup(qty=6)
+    drains = m.of("stock_drain")
+    assert drains, "a drain alert while stock was left"
+    assert all(d["top_skus"][0]["atp"] > 0 and d["top_skus"][0]["minutes_to_stockout"] > 0 for d in drains)
+    # Stock already gone before the trend: no alert at all.
+    assert drain_setup(qty=0).of("stock_drain") == []
+
+
 def test_restock_resolves_the_drain() -> None:
     m = drain_setup()
     m.stock(
