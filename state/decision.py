@@ -24,7 +24,7 @@ from typing import Any, Final, cast
 from mypy_extensions import mypyc_attr
 
 from stockguard.config.settings import RuleSettings
-from stockguard.state.inventory import Charge, OrderLedger, SkuState, StockBook
+from stockguard.state.inventory import SENT_STRIDE, Charge, OrderLedger, SkuState, StockBook
 from stockguard.state.journal import Recorded
 from stockguard.state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
 from stockguard.state.pickling import fields
@@ -299,10 +299,12 @@ class Decider:
         st = self.state
         cut = ts - self.rules.retract_window
         detail = self._why_unavailable(s)
-        for sent_ts, tid, cid, campaign in s.sent:
-            if sent_ts < cut or tid in st.retracted:
+        sent = s.sent
+        for i in range(0, len(sent), SENT_STRIDE):
+            tid = sent[i + 1]
+            if sent[i] < cut or tid in st.retracted:
                 continue
-            out.append(self._retraction(tid, cid, campaign, sku, detail, ts))
+            out.append(self._retraction(tid, sent[i + 2], sent[i + 3], sku, detail, ts))
         s.sent = ()
 
     def on_stock(self, ev: StockLevel | StockAdjustment, out: list[Emit]) -> None:
@@ -642,19 +644,16 @@ class Decider:
                 insort(sends, ts)
             else:
                 s.sends = [ts]
-            # Typed Any, the tuple is built from the objects as they are (a typed tuple
-            # would unbox the time and box it again when the list takes it).
-            entry: Any = (ts, tid, t.customer_id, t.campaign_id)
             sent = s.sent
             if not sent:
-                s.sent = [entry]
+                s.sent = [ts, tid, t.customer_id, t.campaign_id]
                 continue
-            sent.append(entry)
-            if sent[0][0] < cut:
+            sent.extend((ts, tid, t.customer_id, t.campaign_id))
+            if sent[0] < cut:
                 # Mostly in time order: drop the expired head without rebuilding the list.
                 i = 0
-                while i < len(sent) and sent[i][0] < cut:
-                    i += 1
+                while i < len(sent) and sent[i] < cut:
+                    i += SENT_STRIDE
                 del sent[:i]
 
     # ---- after a restart: decisions already emitted are facts ----
@@ -732,7 +731,7 @@ class Decider:
         rules = self.rules
         dead = []
         for sku, s in self.state.skus.items():
-            if s.sent and s.sent[-1][0] < now - rules.retract_window:
+            if s.sent and s.sent[-SENT_STRIDE] < now - rules.retract_window:
                 s.sent = ()
             if s.sends and s.sends[-1] <= now - rules.budget_window:
                 s.sends = ()

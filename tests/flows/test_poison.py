@@ -18,6 +18,7 @@ from stockguard.flows.logics import DecideLogic
 from stockguard.flows.records import OutRecord, RawRecord
 from stockguard.flows.routing import ToDecision
 from stockguard.state.decision import Decider
+from stockguard.state.inventory import SENT_STRIDE
 from stockguard.state.journal import PartitionJournal, Recorded
 from tests.helpers import MIN, T0, level, product, trigger
 
@@ -153,7 +154,7 @@ def test_a_re_read_trigger_adopts_its_journaled_decision_through_the_logic() -> 
     assert asked == [(0, None)]
     st_ = logic.decider.state if logic.decider else None
     assert st_ is not None and "t1" in st_.decided and "t-old" in st_.retracted
-    assert [x[1] for x in st_.skus["B"].sent] == ["t1"]
+    assert st_.skus["B"].sent[1::SENT_STRIDE] == ["t1"]
     # A snapshot is a versioned envelope with its wall time; it resumes.
     snap = logic.snapshot()
     assert snap is not None

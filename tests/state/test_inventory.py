@@ -7,7 +7,7 @@ import pickle
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockguard.state.inventory import LocStock, SkuState
+from stockguard.state.inventory import SENT_STRIDE, LocStock, SkuState
 from tests.helpers import MIN, T0, Harness, adjustment, level, order
 
 
@@ -140,6 +140,16 @@ def test_loc_stock_pickles_compactly() -> None:
     s = SkuState()
     s.locs.put("X", loc)
     assert pickle.loads(pickle.dumps(s)).atp() == 3
+
+
+def test_sends_held_as_a_tuple_each_by_an_older_snapshot_resume_flat() -> None:
+    old = SkuState()
+    # A snapshot written before the flat form: one (ts, trigger, customer, campaign) a send.
+    old.sent = [(T0, "t1", "c1", "cm"), (T0 + 1, "t2", "c2", None)]
+    back = pickle.loads(pickle.dumps(old))
+    assert back.sent == [T0, "t1", "c1", "cm", T0 + 1, "t2", "c2", None]
+    assert len(back.sent) == 2 * SENT_STRIDE
+    assert pickle.loads(pickle.dumps(back)).sent == back.sent
 
 
 def test_sales_buckets_drop_outside_the_window() -> None:
