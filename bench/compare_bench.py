@@ -206,6 +206,9 @@ def main() -> int:
     ap.add_argument("--processes", type=int, default=1, help="stockguard processes (a -i/-a cluster)")
     ap.add_argument("--skip-peers", action="store_true", help="measure stockguard alone")
     ap.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="extra environment of stockguard (a setting)"
+    )
+    ap.add_argument(
         "--quix-python",
         default="/tmp/venv-quix/bin/python",
         help="Python of a virtualenv with quixstreams (skipped when missing)",
@@ -222,6 +225,7 @@ def main() -> int:
         "STOCKGUARD_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
+    sg_extra = dict(kv.split("=", 1) for kv in args.set)
     envs = {}
     for who in ("stockguard", "loop", "quix"):
         env = dict(base)
@@ -229,6 +233,8 @@ def main() -> int:
             env[f"STOCKGUARD_TOPICS__{out}"] = f"cmp-{run}-{who}.{out.lower()}"
         env["STOCKGUARD_METRICS_PORT"] = str(free_port())
         env["STOCKGUARD_HEALTH_PORT"] = str(free_port())
+        if who == "stockguard":
+            env.update(sg_extra)
         envs[who] = env
         create_topics(load_settings(env=env))
     settings = load_settings(env=envs["stockguard"])

@@ -493,6 +493,10 @@ class Settings:
     # Logical decision partitions: fixed, so decisions never depend on workers. 0 (auto):
     # one per worker of the run, so one process broadcasts product state to one replica.
     decision_partitions: int = 0
+    # The live job's stock view of every changed sku on `topics.stock_views`, the feed of
+    # the deliverers' catalog syncs (`stockguard deliver`). Off when no deliverer reads it:
+    # building and producing a view per changed sku costs on every batch.
+    publish_stock_views: bool = True
     recovery_dir: str = ""
     snapshot_interval: int = _duration(10_000)
     epoch_interval: int = _duration(10_000)

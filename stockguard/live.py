@@ -103,7 +103,9 @@ def build_live_flow(settings: Settings, recovery: bool, created_ms: int | None =
     journal = None
     if recovery and created_ms is not None:
         journal = KafkaJournal(conf, settings, created_ms)
-    views: list[Sink[StockView | CampaignView]] = [CampaignGauges(), StockViewSink(conf, settings.topics.stock_views)]
+    views: list[Sink[StockView | CampaignView]] = [CampaignGauges()]
+    if settings.publish_stock_views:
+        views.append(StockViewSink(conf, settings.topics.stock_views))
     if settings.redis.enabled:
         from stockguard.connectors.redis_view import RedisViewSink
 
