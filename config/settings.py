@@ -219,6 +219,10 @@ class SurgeSettings:
     drain_min_campaign_share: float = 0.5
     # Units in the surge window before a drain projection counts: one order is no trend.
     drain_min_units: int = 5
+    # At most this many drain `open` messages per location in any `drain_window`; the
+    # rest are folded into the next message's top_skus (state/drains.py). 0: no limit.
+    drain_max_per_window: int = 3
+    drain_window: int = _duration(60 * 60_000)
     # Merchandising insights.
     insight_min_atp: int = 20
     no_views_window: int = _duration(12 * _H)

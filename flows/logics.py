@@ -26,6 +26,7 @@ from stockguard.flows.routing import CampaignEvent, MonitorEvent, ToDecision, mo
 from stockguard.state import snapshots
 from stockguard.state.campaigns import CampaignState, CampaignTracker
 from stockguard.state.decision import Decider, DecisionState, Emit
+from stockguard.state.drains import DrainAlert, DrainGate
 from stockguard.state.journal import PartitionJournal
 from stockguard.state.models import Campaign, Order, Product, Removed, Trigger
 from stockguard.state.monitor import Alert, Monitor, MonitorState, monitor_partition_of
@@ -153,7 +154,7 @@ def _snapshot(keep: bool, step: str, state: object) -> bytes | None:
     return snapshots.dump(step, state) if keep else None
 
 
-class MonitorLogic(StatefulBatchLogic[MonitorEvent, OutRecord | Charged | Tick, bytes | None]):
+class MonitorLogic(StatefulBatchLogic[MonitorEvent, OutRecord | Charged | Tick | DrainAlert, bytes | None]):
     """Run one sku monitor partition."""
 
     def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
@@ -167,7 +168,7 @@ class MonitorLogic(StatefulBatchLogic[MonitorEvent, OutRecord | Charged | Tick, 
             _check_monitor_partitions(state, settings.surge.monitor_partitions)
             self.monitor = Monitor(state, settings.rules, settings.surge)
 
-    def on_batch(self, values: list[MonitorEvent]) -> tuple[Iterable[OutRecord | Charged | Tick], bool]:
+    def on_batch(self, values: list[MonitorEvent]) -> tuple[Iterable[OutRecord | Charged | Tick | DrainAlert], bool]:
         """Apply a batch of this partition's sku events."""
         m = self.monitor
         if m is None:
@@ -178,14 +179,19 @@ class MonitorLogic(StatefulBatchLogic[MonitorEvent, OutRecord | Charged | Tick, 
         ticks: list[Tick] = []
         charged: list[Charged] = []
         apply = m.apply
-        out: list[OutRecord | Charged | Tick] = []
+        out: list[OutRecord | Charged | Tick | DrainAlert] = []
         for ev in values:
             try:
                 apply(ev, alerts, ticks, charged)
             except Exception as exc:  # one bad event must not stop the partition
                 out.append(self.encoder.failed_event("monitor_skus", ev, exc))
         if alerts:
-            out.extend(self.encoder.alerts(alerts))
+            # Drain alerts go to the location watcher, which limits them per location
+            # (state.drains); insights are written as they are.
+            insights = [a for a in alerts if a[0] != "alert"]
+            out.extend(DrainAlert(m["ts"], key, m) for kind, key, m in alerts if kind == "alert")
+            if insights:
+                out.extend(self.encoder.alerts(insights))
         out.extend(charged)
         if ticks:
             out.append(ticks[-1])
@@ -218,7 +224,7 @@ def _check_monitor_partitions(state: MonitorState, partitions: int, sample: int 
     )
 
 
-class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
+class SurgeLogic(StatefulBatchLogic[Charged | Tick | DrainAlert, OutRecord, bytes | None]):
     """Watch every location for order surges (one key: locations are few)."""
 
     def __init__(self, settings: Settings, resume: bytes | None, keep: bool) -> None:
@@ -228,21 +234,27 @@ class SurgeLogic(StatefulBatchLogic[Charged | Tick, OutRecord, bytes | None]):
         if resume is not None:
             state = snapshots.load("watch_locations", resume, SurgeState, state).state
         self.watcher = SurgeWatcher(state, settings.surge)
+        self.gate = DrainGate(state.drains, settings.surge)
         self.encoder = Encoder(settings, wall_clock_ms)
         self.gauges = StateGauges("watch_locations")
         self.seen: set[str] = set()
 
-    def on_batch(self, values: list[Charged | Tick]) -> tuple[Iterable[OutRecord], bool]:
+    def on_batch(self, values: list[Charged | Tick | DrainAlert]) -> tuple[Iterable[OutRecord], bool]:
         """Count charged units and evaluate minutes as event time passes."""
         msgs: list[dict[str, Any]] = []
         failed: list[OutRecord] = []
         w = self.watcher
+        gate = self.gate
         for v in values:
             try:
-                if type(v) is Charged:
-                    w.on_charged(v, msgs)
+                tp = type(v)
+                if tp is Charged:
+                    w.on_charged(v, msgs)  # type: ignore[arg-type]
+                elif tp is DrainAlert:
+                    gate.on_drain(v, msgs)  # type: ignore[arg-type]
                 else:
                     w.on_tick(v.ts, msgs)
+                    gate.on_tick(v.ts, msgs)
             except Exception as exc:  # one bad event must not stop the partition
                 failed.append(self.encoder.failed_event("watch_locations", v, exc))
         self.gauges.maybe_set(0, lambda: {"locations": len(w.state.locations)})

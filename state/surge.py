@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from mypy_extensions import mypyc_attr
 
 from stockguard.config.settings import SurgeSettings
+from stockguard.state.drains import DrainGateState
 from stockguard.state.pickling import fields
 from stockguard.state.windows import MINUTE, MinuteWindow
 
@@ -95,12 +96,21 @@ class SurgeState:
         self.minute = 0
         # First event-time minute observed: the baseline needs that much observed time.
         self.first_minute = -1
+        # The per-location limit on drain alerts (state.drains).
+        self.drains = DrainGateState()
 
     def __getstate__(self) -> tuple[object, ...]:
-        return (self.locations, self.minute, self.first_minute)
+        return (self.locations, self.minute, self.first_minute, self.drains)
 
     def __setstate__(self, s: Any) -> None:
-        self.locations, self.minute, self.first_minute = fields(s, ("locations", "minute", "first_minute"))
+        # Written before the drain limit: no gate yet.
+        if type(s) is tuple and len(s) == 3:
+            s = (*s, DrainGateState())
+        elif type(s) is dict and "drains" not in s:
+            s = {**s, "drains": DrainGateState()}
+        self.locations, self.minute, self.first_minute, self.drains = fields(
+            s, ("locations", "minute", "first_minute", "drains")
+        )
 
 
 class SurgeWatcher:

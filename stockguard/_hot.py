@@ -35,6 +35,7 @@ HOT: Final = (
     "stockguard.state.windows",
     "stockguard.state.journal",
     "stockguard.state.inventory",
+    "stockguard.state.drains",
     "stockguard.state.surge",
     "stockguard.state.campaigns",
     "stockguard.state.decision",

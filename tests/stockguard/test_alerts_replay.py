@@ -126,3 +126,13 @@ def test_the_demo_shows_a_surge_alert(tmp_path: Path) -> None:
     assert any(a["kind"] == "order_surge" and a["status"] == "open" for a in alerts)
     text = buf.getvalue()
     assert "surge alerts" in text and "order_surge open" in text
+    # Drain alerts of the demo day: forecasts made before the stock-out, and within the
+    # documented volume per location (surge.drain_max_per_window in any drain_window).
+    cfg = load_settings(env={}).surge
+    drains = [a for a in alerts if a["kind"] == "stock_drain" and a["status"] == "open"]
+    for d in drains:
+        assert all(t["atp"] > 0 and (t["minutes_to_stockout"] or 0) > 0 for t in d["top_skus"]), d
+    for loc in {d["location"] for d in drains}:
+        times = sorted(d["ts"] for d in drains if d["location"] == loc)
+        for i, t in enumerate(times):
+            assert sum(1 for u in times[i:] if u < t + cfg.drain_window) <= cfg.drain_max_per_window
