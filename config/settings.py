@@ -432,6 +432,22 @@ class ShoppingfeedSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """Hold what `stockguard report` counts money with (0: not configured, and said so)."""
+
+    # What one send costs (platform fee, deliverability): the stock-blind sends avoided.
+    cost_per_send: float = 0.0
+    shipping_per_order: float = 0.0
+    shipping_per_unit: float = 0.0
+    operating_per_order: float = 0.0
+    operating_per_unit: float = 0.0
+    currency: str = "EUR"
+    # IANA time zone of the hours shown.
+    timezone: str = "UTC"
+    top_n: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class DeliverySettings:
     """Run the deliverers (`stockguard deliver`): HTTP, batching, retries, the circuit."""
 
@@ -494,6 +510,7 @@ class Settings:
     ga4: Ga4Settings = field(default_factory=Ga4Settings)
     shoppingfeed: ShoppingfeedSettings = field(default_factory=ShoppingfeedSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
     # Logical decision partitions: fixed, so decisions never depend on workers. 0 (auto):
     # one per worker of the run, so one process broadcasts product state to one replica.
     decision_partitions: int = 0

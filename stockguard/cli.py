@@ -76,6 +76,30 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     seconds = time.monotonic() - start
     print_table(summary_rows(settings, stats, progress.lines, seconds))
     print(f"outputs in {args.out}/<topic>.jsonl")
+    if args.report:
+        from stockguard.report import write_report
+
+        page = Path(args.out) / "report.html"
+        write_report(settings, Path(args.out), page, src)
+        print(f"report: {page}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the day's report of an output directory as one HTML page."""
+    from stockguard.report import write_report
+
+    out_dir = Path(args.dir)
+    if not out_dir.is_dir():
+        print(f"stockguard report: no such directory: {out_dir}", file=sys.stderr)
+        return 2
+    src = Path(args.input) if args.input else None
+    if src is not None and not src.is_file():
+        print(f"stockguard report: no such file: {src}", file=sys.stderr)
+        return 2
+    page = Path(args.html) if args.html else out_dir / "report.html"
+    write_report(settings, out_dir, page, src)
+    print(f"report: {page}")
     return 0
 
 
@@ -216,7 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("input", help="replay file: one {topic, key, value|raw} object a line")
     r.add_argument("--out", required=True, help="directory for <topic>.jsonl outputs")
     r.add_argument("--config", dest="sub_config", help="TOML settings file")
+    r.add_argument("--report", action="store_true", help="also write <out>/report.html, the day in pictures")
     r.set_defaults(func=cmd_replay)
+
+    rp = sub.add_parser("report", help="write the day's report (HTML) of a replay or demo output directory")
+    rp.add_argument("dir", help="the output directory (<topic>.jsonl files)")
+    rp.add_argument("--input", help="the replay file it came from (campaign money, margins kept)")
+    rp.add_argument("--html", help="where to write the page (default <dir>/report.html)")
+    rp.add_argument("--config", dest="sub_config", help="TOML settings file")
+    rp.set_defaults(func=cmd_report)
 
     d = sub.add_parser("demo", help="simulate a compressed Cyber Monday through the dataflow")
     d.add_argument("--seed", type=int, default=42, help="simulation seed (default 42)")

@@ -14,7 +14,7 @@ import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from stockguard.config.settings import Settings
-from stockguard.connectors.files import JsonlSink, OutputStats
+from stockguard.connectors.files import JsonlSink, OutputStats, write_replay
 from stockguard.connectors.metrics import CampaignGauges
 from stockguard.flows.dataflow import build_flow
 from stockguard.flows.records import RawRecord
@@ -207,4 +207,11 @@ def run_demo(
                     f"{sub['from']} -> {sub['to']} ({sub['reason']})\n"
                 )
                 break
+    # The day in pictures: the simulated input (for the campaign money) and the report.
+    from stockguard.report import write_report
+
+    day = Path(out_dir) / "input.replay"
+    write_replay(day, list(simulate(cfg)))
+    page = write_report(settings, Path(out_dir), Path(out_dir) / "report.html", day)
+    stream.write(f"report: {Path(out_dir) / 'report.html'} ({len(page.hours)} hours)\n")
     return 0
