@@ -98,7 +98,14 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"stockguard report: no such file: {src}", file=sys.stderr)
         return 2
     page = Path(args.html) if args.html else out_dir / "report.html"
-    write_report(settings, out_dir, page, src)
+    try:
+        write_report(settings, out_dir, page, src)
+    except ValueError as exc:
+        print(f"stockguard report: {exc}", file=sys.stderr)
+        return 2
+    except (KeyError, TypeError) as exc:
+        print(f"stockguard report: {out_dir} does not hold stockguard's outputs ({exc!r})", file=sys.stderr)
+        return 2
     print(f"report: {page}")
     return 0
 

@@ -30,7 +30,17 @@ def read_outputs(out_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Read an output directory: topic -> messages."""
     got: dict[str, list[dict[str, Any]]] = {}
     for f in sorted(out_dir.glob("*.jsonl")):
-        got[f.stem] = [orjson.loads(line) for line in f.read_bytes().splitlines() if line.strip()]
+        msgs = got[f.stem] = []
+        for n, line in enumerate(f.read_bytes().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                msg = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise ValueError(f"{f}: line {n} is not JSON ({exc}); a run cut short?") from exc
+            if not isinstance(msg, dict):
+                raise ValueError(f"{f}: line {n} is not a message object")
+            msgs.append(msg)
     return got
 
 

@@ -350,6 +350,12 @@ def run_demo_via_gateway(
         return 1
     events = sum(n for (system, _o), n in stats.answers.items() if system != "sim")
     print_table(summary_rows(s, outputs, events, time.monotonic() - start) + stats.rows(), stream)
+    # The day in pictures, as the plain demo writes it (no input: the day came as webhooks,
+    # so the campaign money is left out and the page says so).
+    from stockguard.report import write_report
+
+    write_report(s, out, out / "report.html")
+    stream.write(f"report: {out / 'report.html'}\n")
     return 0
 
 

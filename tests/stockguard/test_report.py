@@ -134,3 +134,14 @@ def test_in_chromium_every_chart_draws_without_console_errors_and_shows_the_outp
     # Campaigns: the orders of the day, attributed, as the demo's own summary counts them.
     camp = {r[0].split(" ")[0]: r for r in dom.tables["campaigns"][1:]}
     assert num(camp["cm-cyber"][1]) > 0 and num(camp["cm-cyber"][3]) > 0
+
+
+def test_an_output_file_cut_short_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "marketing.triggers.approved.jsonl").write_bytes(b'{"trigger_id": "t1"}\n{"trigger_id": "t')
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2 is not JSON" in err and "cut short" in err
+    assert not (tmp_path / "report.html").exists()
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
