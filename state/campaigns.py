@@ -14,7 +14,7 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from stockguard.state.models import Campaign, Order, Product
-from stockguard.state.pickling import fields
+from stockguard.state.pickling import fields, restore, state_of
 from stockguard.state.windows import MINUTE
 
 __all__ = ["CampaignState", "CampaignTracker"]
@@ -73,28 +73,10 @@ class CampaignState:
         self.watermark = 0
 
     def __getstate__(self) -> tuple[object, ...]:
-        return (
-            self.unit_cost,
-            self.meta,
-            self.totals,
-            self.ledger,
-            self.active,
-            self.dirty,
-            self.minute,
-            self.watermark,
-        )
+        return state_of(self, _STATE)
 
     def __setstate__(self, s: Any) -> None:
-        (
-            self.unit_cost,
-            self.meta,
-            self.totals,
-            self.ledger,
-            self.active,
-            self.dirty,
-            self.minute,
-            self.watermark,
-        ) = fields(s, _STATE)
+        restore(self, _STATE, s)
 
 
 class CampaignTracker:

@@ -27,7 +27,7 @@ from stockguard.config.settings import RuleSettings
 from stockguard.state.inventory import SENT_STRIDE, Charge, OrderLedger, SkuState, StockBook
 from stockguard.state.journal import Recorded
 from stockguard.state.models import Order, Product, Removed, StockAdjustment, StockLevel, Trigger
-from stockguard.state.pickling import fields
+from stockguard.state.pickling import restore, state_of
 
 __all__ = [
     "APPROVED",
@@ -139,22 +139,7 @@ class DecisionState:
         }
 
     def __getstate__(self) -> tuple[object, ...]:
-        return (
-            self.index,
-            self.partitions,
-            self.skus,
-            self.groups,
-            self.customers,
-            self.wheel,
-            self.decided,
-            self.decided_q,
-            self.retracted,
-            self.retracted_q,
-            self.ledger,
-            self.watermark,
-            self.next_sweep,
-            self.next_sku_sweep,
-        )
+        return state_of(self, _DECISION_FIELDS)
 
     def __setstate__(self, s: Any) -> None:
         if type(s) is dict and "orders" in s:
@@ -164,22 +149,7 @@ class DecisionState:
             ledger.orders = {oid: e.entry() for oid, e in s.pop("orders").items()}
             ledger.queue = s.pop("orders_q")
             s["ledger"] = ledger
-        (
-            self.index,
-            self.partitions,
-            self.skus,
-            self.groups,
-            self.customers,
-            self.wheel,
-            self.decided,
-            self.decided_q,
-            self.retracted,
-            self.retracted_q,
-            self.ledger,
-            self.watermark,
-            self.next_sweep,
-            self.next_sku_sweep,
-        ) = fields(s, _DECISION_FIELDS)
+        restore(self, _DECISION_FIELDS, s)
 
 
 _DECISION_FIELDS: Final = (

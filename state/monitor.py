@@ -29,7 +29,7 @@ from mypy_extensions import mypyc_attr
 from stockguard.config.settings import RuleSettings, SurgeSettings
 from stockguard.state.inventory import OrderLedger, SkuState, StockBook
 from stockguard.state.models import Click, Order, Product, Removed, StockAdjustment, StockLevel
-from stockguard.state.pickling import fields
+from stockguard.state.pickling import restore, state_of
 from stockguard.state.surge import Charged, Tick
 from stockguard.state.windows import MINUTE, MinuteWindow
 
@@ -112,30 +112,12 @@ class MonitorState:
         self.ledger = OrderLedger()
 
     def __getstate__(self) -> tuple[object, ...]:
-        return (
-            self.index,
-            self.skus,
-            self.watermark,
-            self.next_sweep,
-            self.round,
-            self.round_pos,
-            self.round_start,
-            self.ledger,
-        )
+        return state_of(self, _MONITOR_FIELDS)
 
     def __setstate__(self, s: Any) -> None:
         if type(s) is dict and "ledger" not in s:
             s = {**s, "ledger": _ledger_of_legacy(s["skus"])}
-        (
-            self.index,
-            self.skus,
-            self.watermark,
-            self.next_sweep,
-            self.round,
-            self.round_pos,
-            self.round_start,
-            self.ledger,
-        ) = fields(s, _MONITOR_FIELDS)
+        restore(self, _MONITOR_FIELDS, s)
 
 
 _MONITOR_FIELDS: Final = ("index", "skus", "watermark", "next_sweep", "round", "round_pos", "round_start", "ledger")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["fields"]
+__all__ = ["fields", "restore", "state_of"]
 
 
 def fields(s: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -35,3 +35,14 @@ def fields(s: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
     if missing:
         raise ValueError(f"the pickled state lacks {', '.join(missing)}")
     return tuple(d[n] for n in names)
+
+
+def state_of(obj: object, names: tuple[str, ...]) -> tuple[object, ...]:
+    """Return the values of `names` on `obj` as the plain tuple `__getstate__` writes."""
+    return tuple([getattr(obj, n) for n in names])
+
+
+def restore(obj: object, names: tuple[str, ...], s: Any) -> None:
+    """Set `names` on `obj` from a pickled state in any form `fields` reads."""
+    for n, v in zip(names, fields(s, names), strict=True):
+        setattr(obj, n, v)
